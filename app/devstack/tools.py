@@ -1,0 +1,49 @@
+"""The Apache Kafka command-line tools, run from the same Maven jars as the broker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from app.devstack import jars
+from app.devstack.system import require_java
+from app.errors import DevStackError
+from app.settings import REPO_ROOT
+
+LOG4J_TOOLS = REPO_ROOT / "infra" / "kafka" / "log4j2-tools.properties"
+
+# Script name in Kafka's bin/ -> main class (Kafka 4.1, read from bin/*.sh upstream).
+TOOLS = {
+    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
+    "kafka-configs": "kafka.admin.ConfigCommand",
+    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
+    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+    "kafka-metadata-quorum": "org.apache.kafka.tools.MetadataQuorumCommand",
+    "kafka-broker-api-versions": "kafka.admin.BrokerApiVersionsCommand",
+    "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+    "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
+    "kafka-dump-log": "org.apache.kafka.tools.DumpLogSegments",
+    "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "kafka-storage": "kafka.tools.StorageTool",
+}
+
+
+def tool_command(tool: str, args: Sequence[str]) -> list[str]:
+    """The java command line for `tool` (a name from Kafka's bin/, with or without .sh)."""
+    name = tool.removesuffix(".sh")
+    if name not in TOOLS:
+        known = ", ".join(sorted(TOOLS))
+        raise DevStackError(f"unknown Kafka tool {tool!r}; known tools: {known}")
+    java = require_java()
+    return [java, "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J_TOOLS}",
+            "-cp", jars.classpath(), TOOLS[name], *args]
+
+
+def exec_tool(tool: str, args: Sequence[str]) -> None:
+    """Replace this process with the tool: stdin, stdout, signals and exit code pass straight through."""
+    cmd = tool_command(tool, args)
+    os.execv(cmd[0], cmd)

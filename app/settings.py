@@ -1,0 +1,72 @@
+"""Every setting outbid reads from the environment, in one typed, frozen object.
+
+The README's settings table is this module in prose; a test keeps the two in step
+(and checks docker-compose.yml uses only names defined here).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """outbid's configuration; field names map to env vars (see `env_name`)."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTBID_", frozen=True, extra="ignore")
+
+    # The two names shared with every other Kafka/Redis tool carry no prefix.
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    # May hold a password (redis://:secret@host:6379/0, rediss:// for TLS): never logged.
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL"
+    )
+
+    app_id: str = "outbid"
+    topic_prefix: str = ""
+    topics_file: Path = REPO_ROOT / "topics.yaml"
+    state_dir: Path = REPO_ROOT / ".outbid"
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    recent_commands: int = Field(default=1024, ge=1, le=100_000)
+    kafka_heap: str = "512m"
+    web_bind: str = "127.0.0.1"
+
+    def topic(self, name: str) -> str:
+        """The live name of a topics.yaml topic (with OUTBID_TOPIC_PREFIX applied)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def faust_app_id(self) -> str:
+        return f"{self.topic_prefix}{self.app_id}"
+
+
+ENV_NAMES: dict[str, str] = {
+    name: (field.validation_alias if isinstance(field.validation_alias, str) else f"OUTBID_{name.upper()}")
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value becomes a ConfigurationError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_NAMES.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid setting(s): {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,179 @@
+"""Reconcile live Kafka topics with topics.yaml: plan, apply, check.
+
+The plan is computed first and printed; `apply` only ever creates topics, adds partitions
+to topics outside a co-partitioned group, and sets the configs the file declares. It refuses
+changes Kafka cannot make safely (fewer partitions, a co-partitioned topic's count,
+replication factor) and says what to do instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from app.errors import KafkaUnavailableError, TopicsDriftError
+from app.topics.spec import ResolvedTopic, TopicsSpec
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    topic: str
+    action: str  # "create" | "alter-config" | "add-partitions" | "refuse"
+    detail: str
+
+
+@dataclass(slots=True)
+class Plan:
+    brokers: int
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "refuse"]
+
+    @property
+    def actionable(self) -> list[Change]:
+        return [c for c in self.changes if c.action != "refuse"]
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    # librdkafka logs every refused connection to stderr; route it through logging instead.
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": logging.getLogger("librdkafka")})
+
+
+def cluster_size(admin: AdminClient, bootstrap: str) -> int:
+    try:
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {bootstrap} did not answer within {TIMEOUT_S:.0f}s ({exc.args[0]}). "
+            "Start the local stack with `outbid dev up`, or point KAFKA_BOOTSTRAP_SERVERS at a running cluster."
+        ) from exc
+    return len(metadata.brokers)
+
+
+def plan(spec: TopicsSpec, admin: AdminClient, bootstrap: str, prefix: str = "") -> Plan:
+    brokers = cluster_size(admin, bootstrap)
+    wanted = spec.resolve(brokers, prefix)
+    live = admin.list_topics(timeout=TIMEOUT_S).topics
+    result = Plan(brokers=brokers)
+    existing = [t for t in wanted if t.name in live]
+    live_configs = _describe_configs(admin, [t.name for t in existing])
+    for topic in wanted:
+        if topic.name not in live:
+            detail = f"partitions={topic.partitions} replication_factor={topic.replication_factor} " + " ".join(
+                f"{k}={v}" for k, v in sorted(topic.configs.items())
+            )
+            result.changes.append(Change(topic.name, "create", detail))
+            continue
+        meta = live[topic.name]
+        result.changes.extend(_partition_changes(topic, meta))
+        for name, value in sorted(topic.configs.items()):
+            current = live_configs[topic.name].get(name)
+            if current != value:
+                result.changes.append(Change(topic.name, "alter-config", f"{name}: {current} -> {value}"))
+    return result
+
+
+def _partition_changes(topic: ResolvedTopic, meta: object) -> list[Change]:
+    partitions = getattr(meta, "partitions", {})
+    have = len(partitions)
+    changes = []
+    if have > topic.partitions:
+        changes.append(
+            Change(
+                topic.name,
+                "refuse",
+                f"has {have} partitions, topics.yaml says {topic.partitions}: Kafka cannot remove "
+                "partitions; recreate the topic (losing its data) or set partitions back to "
+                f"{have} in topics.yaml",
+            )
+        )
+    elif have < topic.partitions and topic.co_partitioned:
+        changes.append(
+            Change(
+                topic.name,
+                "refuse",
+                f"has {have} partitions, topics.yaml says {topic.partitions}: it is co-partitioned, "
+                "so adding partitions would move auctions to other partitions and split their "
+                "history; migrate into new topics instead (see docs/operations.md)",
+            )
+        )
+    elif have < topic.partitions:
+        changes.append(Change(topic.name, "add-partitions", f"{have} -> {topic.partitions}"))
+    replicas = {len(getattr(p, "replicas", [])) for p in partitions.values()}
+    if replicas and replicas != {topic.replication_factor}:
+        changes.append(
+            Change(
+                topic.name,
+                "refuse",
+                f"replication factor is {sorted(replicas)}, expected {topic.replication_factor}: "
+                "change it with a partition reassignment (outbid kafka kafka-reassign-partitions)",
+            )
+        )
+    return changes
+
+
+def _describe_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    if not names:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    futures = admin.describe_configs(resources, request_timeout=TIMEOUT_S)
+    out: dict[str, dict[str, str]] = {}
+    for resource, future in futures.items():
+        entries = future.result(timeout=TIMEOUT_S)
+        out[resource.name] = {k: str(e.value) for k, e in entries.items()}
+    return out
+
+
+def apply(plan_: Plan, spec: TopicsSpec, admin: AdminClient, prefix: str = "") -> None:
+    """Carry out a plan; refuses (raising TopicsDriftError) before touching anything if any change is refused."""
+    if plan_.refused:
+        raise TopicsDriftError(
+            "refusing to apply topics.yaml:\n" + "\n".join(f"  {c.topic}: {c.detail}" for c in plan_.refused)
+        )
+    wanted = {t.name: t for t in spec.resolve(plan_.brokers, prefix)}
+    creates = [wanted[c.topic] for c in plan_.changes if c.action == "create"]
+    if creates:
+        new = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.configs)
+            for t in creates
+        ]
+        _wait(admin.create_topics(new, request_timeout=TIMEOUT_S))
+    grow = [c.topic for c in plan_.changes if c.action == "add-partitions"]
+    if grow:
+        _wait(admin.create_partitions([NewPartitions(n, wanted[n].partitions) for n in grow]))
+    alter: dict[str, list[ConfigEntry]] = {}
+    for change in plan_.changes:
+        if change.action == "alter-config":
+            name = change.detail.split(":", 1)[0]
+            entry = ConfigEntry(name, wanted[change.topic].configs[name],
+                                incremental_operation=AlterConfigOpType.SET)
+            alter.setdefault(change.topic, []).append(entry)
+    if alter:
+        resources = [
+            ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+            for topic, entries in alter.items()
+        ]
+        _wait(admin.incremental_alter_configs(resources))
+
+
+def _wait(futures: dict[object, object]) -> None:
+    for key, future in futures.items():
+        try:
+            future.result(timeout=TIMEOUT_S)  # type: ignore[attr-defined]
+        except KafkaException as exc:
+            raise TopicsDriftError(f"{key}: Kafka refused the change: {exc.args[0]}") from exc

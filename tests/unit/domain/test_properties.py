@@ -1,0 +1,343 @@
+"""Properties over generated command streams, and fuzzing of the decoders.
+
+The reference model below is deliberately naive (dicts and loops, no domain
+code) so that decide/evolve are checked against an independent reading of
+the rules, not against themselves.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.domain.auction import AuctionState, decide, evolve, fold
+from app.domain.codec import (
+    decode_command,
+    decode_event,
+    decode_state,
+    decode_view,
+    encode_command,
+    encode_event,
+    encode_state,
+)
+from app.domain.commands import CloseAuction, Command, OpenAuction, PlaceBid
+from app.domain.events import AuctionClosed, BidRejected, CommandRejected, Event
+from app.domain.highest_bid import HighestBid, apply
+from app.errors import InvalidMessage
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+AUCTIONS = ("a-1", "a-2", "a-3")
+USERS = ("u-1", "u-2", "u-3")
+CURRENCIES = ("EUR", "EUR", "EUR", "USD")
+
+Script = list[tuple[Command, datetime]]
+FAST = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,  # leave no .hypothesis directory behind
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+# --- generating command streams ------------------------------------------------
+
+
+def new_command(command_id: str, now: datetime) -> st.SearchStrategy[Command]:
+    auction = st.sampled_from(AUCTIONS)
+    opens = st.builds(
+        OpenAuction,
+        command_id=st.just(command_id),
+        issued_at=st.just(now),
+        auction_id=auction,
+        seller_id=st.sampled_from(USERS),
+        starting_price=st.integers(0, 20),
+        min_increment=st.integers(1, 5),
+        currency=st.sampled_from(CURRENCIES),
+        closes_at=st.integers(0, 120).map(lambda minutes: now + timedelta(minutes=minutes)),
+    )
+    bids = st.builds(
+        PlaceBid,
+        command_id=st.just(command_id),
+        issued_at=st.just(now),
+        auction_id=auction,
+        bidder_id=st.sampled_from(USERS),
+        amount=st.integers(1, 60),
+        currency=st.sampled_from(CURRENCIES),
+    )
+    closes = st.builds(
+        CloseAuction, command_id=st.just(command_id), issued_at=st.just(now), auction_id=auction
+    )
+    return st.one_of(opens, bids, bids, bids, closes)
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> Script:
+    """Commands with nondecreasing clocks; about one in five re-sends an earlier one."""
+    now = T0
+    sent: list[Command] = []
+    script: Script = []
+    for index in range(draw(st.integers(0, 40))):
+        now += timedelta(minutes=draw(st.integers(0, 30)))
+        if sent and draw(st.integers(0, 4)) == 0:
+            command = draw(st.sampled_from(sent))
+        else:
+            command = draw(new_command(f"c-{index}", now))
+            sent.append(command)
+        script.append((command, now))
+    return script
+
+
+# --- the reference model ----------------------------------------------------------
+
+
+@dataclass
+class RefAuction:
+    seller: str
+    starting: int
+    increment: int
+    currency: str
+    closes_at: datetime
+    is_open: bool = True
+    highest: int | None = None
+    bidder: str | None = None
+
+
+def reference(script: Script) -> tuple[list[list[str]], dict[str, RefAuction]]:
+    """Per command the outcome labels, and the final auctions, by the rules as written."""
+    auctions: dict[str, RefAuction] = {}
+    seen: dict[str, set[str]] = defaultdict(set)
+    outcomes: list[list[str]] = []
+    for command, now in script:
+        out: list[str] = []
+        outcomes.append(out)
+        if command.command_id in seen[command.auction_id]:
+            continue
+        seen[command.auction_id].add(command.command_id)
+        auction = auctions.get(command.auction_id)
+        if auction is not None and auction.is_open and now >= auction.closes_at:
+            auction.is_open = False
+            out.append("AuctionClosed:expired")
+            if isinstance(command, CloseAuction):
+                continue
+        if isinstance(command, OpenAuction):
+            if auction is None:
+                auctions[command.auction_id] = RefAuction(
+                    command.seller_id,
+                    command.starting_price,
+                    command.min_increment,
+                    command.currency,
+                    command.closes_at,
+                )
+                out.append("AuctionOpened")
+            else:
+                out.append("CommandRejected:already_exists")
+        elif isinstance(command, CloseAuction):
+            if auction is None:
+                out.append("CommandRejected:unknown_auction")
+            elif not auction.is_open:
+                out.append("CommandRejected:already_closed")
+            else:
+                auction.is_open = False
+                out.append("AuctionClosed:explicit")
+        elif auction is None:
+            out.append("BidRejected:unknown_auction")
+        elif not auction.is_open:
+            out.append("BidRejected:auction_closed")
+        elif command.currency != auction.currency:
+            out.append("BidRejected:wrong_currency")
+        elif command.bidder_id == auction.seller:
+            out.append("BidRejected:seller_cannot_bid")
+        elif auction.highest is None and command.amount < auction.starting:
+            out.append("BidRejected:too_low")
+        elif auction.highest is not None and command.amount < auction.highest + auction.increment:
+            out.append("BidRejected:too_low")
+        else:
+            auction.highest, auction.bidder = command.amount, command.bidder_id
+            out.append("BidAccepted")
+    return outcomes, auctions
+
+
+def label(event: Event) -> str:
+    if isinstance(event, BidRejected | CommandRejected | AuctionClosed):
+        return f"{type(event).__name__}:{event.reason}"
+    return type(event).__name__
+
+
+# --- properties -------------------------------------------------------------------
+
+
+@FAST
+@given(script=scripts(), data=st.data())
+def test_decide_and_evolve_agree_with_the_reference_model(script: Script, data: st.DataObject) -> None:
+    states = {a: AuctionState.empty(a) for a in AUCTIONS}
+    history: dict[str, list[Event]] = {a: [] for a in AUCTIONS}
+    decided: set[tuple[str, str]] = set()
+    outcomes: list[list[str]] = []
+
+    for command, now in script:
+        before = states[command.auction_id]
+        events = decide(before, command, now)
+        if (command.auction_id, command.command_id) in decided:
+            assert events == []  # (3) a re-sent command changes nothing
+        decided.add((command.auction_id, command.command_id))
+        state = before
+        for event in events:
+            state = evolve(state, event)
+        assert decide(state, command, now) == []  # (3) ...including right after
+        states[command.auction_id] = state
+        history[command.auction_id].extend(events)
+        outcomes.append([label(e) for e in events])
+
+    expected, ref_auctions = reference(script)
+    assert outcomes == expected
+    for auction_id, state in states.items():
+        events = history[auction_id]
+        ref = ref_auctions.get(auction_id)
+        # (1) the highest accepted bid matches the reference
+        assert (state.highest_bid, state.highest_bidder) == (
+            (ref.highest, ref.bidder) if ref else (None, None)
+        )
+        # (2) seqs are 1..n without gaps; folding them rebuilds the state
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert state.version == len(events)
+        assert fold(events, auction_id) == state
+        # (4) the projection, fed with redeliveries, shows the same highest bid
+        view = project_with_redeliveries(events, data)
+        if view is not None:
+            assert (view.highest_bid, view.highest_bidder) == (state.highest_bid, state.highest_bidder)
+            assert (view.seq, view.bid_count, view.status) == (state.version, state.bid_count, state.status)
+        # stored values and events survive the wire
+        assert decode_state(encode_state(state)) == state
+        assert [decode_event(encode_event(e)) for e in events] == events
+
+
+def project_with_redeliveries(events: list[Event], data: st.DataObject) -> HighestBid | None:
+    view: HighestBid | None = None
+    for index, event in enumerate(events):
+        view = apply(view, event)
+        if data.draw(st.booleans()):
+            view = apply(view, events[data.draw(st.integers(0, index))])
+    return view
+
+
+# --- fuzzing the decoders ---------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["", "a-1", "EUR", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00", "PlaceBid"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+VALID_COMMANDS = [
+    orjson.loads(encode_command(c))
+    for c in (
+        OpenAuction("c-1", T0, "a-1", "s-1", 0, 1, "EUR", T0 + timedelta(days=1)),
+        PlaceBid("c-2", T0, "a-1", "u-1", 1500, "EUR"),
+        CloseAuction("c-3", T0, "a-1"),
+    )
+]
+VALID_EVENTS = [
+    orjson.loads(encode_event(e))
+    for e in decide(
+        fold(decide(AuctionState.empty("a-1"), PlaceBid("c-0", T0, "a-1", "u", 1, "EUR"), T0), "a-1"),
+        CloseAuction("c-1", T0, "a-1"),
+        T0,
+    )
+] + [
+    {
+        "type": "BidAccepted",
+        "schema_version": 1,
+        "auction_id": "a-1",
+        "seq": 2,
+        "event_id": "e-2",
+        "command_id": "c-2",
+        "occurred_at": "2024-05-01T12:00:00Z",
+        "bidder": "u-1",
+        "price": {"amount": 1500, "currency": "EUR"},
+    }
+]
+
+
+@st.composite
+def mutated(draw: st.DrawFn, valid: list[dict[str, object]]) -> bytes:
+    payload = dict(draw(st.sampled_from(valid)))
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from([*payload, "type", "schema_version", "extra"]))
+        if draw(st.booleans()):
+            payload.pop(key, None)
+        else:
+            payload[key] = draw(json_values)
+    return orjson.dumps(payload)
+
+
+@st.composite
+def corrupted(draw: st.DrawFn, valid: list[dict[str, object]]) -> bytes:
+    data = bytearray(orjson.dumps(draw(st.sampled_from(valid))))
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data) - 1))
+        if draw(st.booleans()):
+            data[position] = draw(st.integers(0, 255))
+        else:
+            del data[position]
+    return bytes(data)
+
+
+def decodes_or_refuses_command(data: bytes) -> None:
+    try:
+        command = decode_command(data)
+    except InvalidMessage as exc:
+        assert exc.reason  # a dead-letter code is always there
+        return
+    assert command.issued_at.tzinfo is UTC
+    assert decode_command(encode_command(command)) == command
+
+
+def decodes_or_refuses_event(data: bytes) -> None:
+    try:
+        event = decode_event(data)
+    except InvalidMessage as exc:
+        assert exc.reason
+        return
+    assert decode_event(encode_event(event)) == event
+
+
+any_input = (
+    st.binary(max_size=200)
+    | json_values.map(orjson.dumps)
+    | mutated(VALID_COMMANDS)
+    | mutated(VALID_EVENTS)
+    | corrupted(VALID_COMMANDS)
+    | corrupted(VALID_EVENTS)
+)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(data=any_input)
+def test_decode_command_raises_nothing_but_invalid_message(data: bytes) -> None:
+    decodes_or_refuses_command(data)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(data=any_input)
+def test_decode_event_raises_nothing_but_invalid_message(data: bytes) -> None:
+    decodes_or_refuses_event(data)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(data=any_input)
+def test_decode_state_and_view_raise_nothing_but_invalid_message(data: bytes) -> None:
+    for decoder in (decode_state, decode_view):
+        try:
+            decoder(data)
+        except InvalidMessage:
+            pass
