@@ -32,14 +32,16 @@ class Settings(BaseSettings):
         default=SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL"
     )
 
-    app_id: str = "outbid"
     topic_prefix: str = ""
     topics_file: Path = REPO_ROOT / "topics.yaml"
     state_dir: Path = REPO_ROOT / ".outbid"
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
-    recent_commands: int = Field(default=1024, ge=1, le=100_000)
+    # How many recent command ids each auction remembers to absorb client retries (idempotency window).
+    recent_commands: int = Field(default=128, ge=1, le=100_000)
     kafka_heap: str = "512m"
     web_bind: str = "127.0.0.1"
+    commit_interval_s: float = Field(default=1.0, gt=0, le=60)
+    table_cache_mb: int = Field(default=16, ge=1, le=4096)
 
     def topic(self, name: str) -> str:
         """The live name of a topics.yaml topic (with OUTBID_TOPIC_PREFIX applied)."""
@@ -47,7 +49,8 @@ class Settings(BaseSettings):
 
     @property
     def faust_app_id(self) -> str:
-        return f"{self.topic_prefix}{self.app_id}"
+        """Consumer group, changelog-topic prefix and transactional-id prefix of the workers."""
+        return f"{self.topic_prefix}outbid"
 
 
 ENV_NAMES: dict[str, str] = {

@@ -35,8 +35,10 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from app.cli import dev, kafka, topics  # noqa: PLC0415 - avoid import cycles at module load
+    from app.cli import dev, kafka, produce, topics  # noqa: PLC0415 - avoid import cycles at module load
 
+    main.add_command(produce.produce)
+    main.add_command(produce.sample)
     main.add_command(dev.dev)
     main.add_command(topics.topics)
     main.add_command(kafka.kafka)

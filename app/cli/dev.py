@@ -66,3 +66,11 @@ def status(as_json: bool) -> None:
         click.echo(f"worker:  {url}")
     for name, proc in info.get("processes", {}).items():
         click.echo(f"  {name:10} pid {proc['pid']:>7}  {'up' if proc['alive'] else 'DOWN'}")
+
+
+@dev.command()
+def fetch() -> None:
+    """Resolve the Apache Kafka jars from Maven Central into the cache (once)."""
+    from app.devstack import jars  # noqa: PLC0415
+
+    click.echo(f"kafka jars: {jars.ensure_jars()}")

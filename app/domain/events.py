@@ -107,11 +107,3 @@ class CommandRejected(_EventBase):
 
 
 Event: TypeAlias = AuctionOpened | BidAccepted | BidRejected | AuctionClosed | CommandRejected
-
-EVENT_TYPES: Final[tuple[type[Event], ...]] = (
-    AuctionOpened,
-    BidAccepted,
-    BidRejected,
-    AuctionClosed,
-    CommandRejected,
-)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -340,7 +343,10 @@ def test_one_command_with_two_events_is_remembered_once() -> None:
 
 def test_recent_command_ids_keep_only_the_newest_in_order() -> None:
     state = AuctionState.empty(AUCTION)
-    commands: list[Command] = [open_cmd(), *(bid(f"b-{i}", "alice", 1000 + 100 * i) for i in range(4))]
+    commands: list[Command] = [
+        open_cmd(),
+        *(bid(f"b-{i}", "alice", 1000 + 100 * i) for i in range(4)),
+    ]
     for command in commands:
         for event in decide(state, command, T0, max_recent=3):
             state = evolve(state, event, max_recent=3)
@@ -350,7 +356,8 @@ def test_recent_command_ids_keep_only_the_newest_in_order() -> None:
 
 def test_a_command_forgotten_beyond_max_recent_is_decided_again() -> None:
     state = AuctionState.empty(AUCTION)
-    for command in [open_cmd(), bid("b-1", "alice", 1000), bid("b-2", "bob", 1100)]:
+    commands: list[Command] = [open_cmd(), bid("b-1", "alice", 1000), bid("b-2", "bob", 1100)]
+    for command in commands:
         for event in decide(state, command, T0, max_recent=2):
             state = evolve(state, event, max_recent=2)
 
@@ -370,7 +377,13 @@ def test_max_recent_below_one_is_refused() -> None:
 
 def test_seqs_are_contiguous_across_accepts_rejections_and_closes() -> None:
     state, events = run(
-        [open_cmd(), bid("b-1", "x", 1), bid("b-2", "alice", 1000), close(), bid("b-3", "bob", 5000)]
+        [
+            open_cmd(),
+            bid("b-1", "x", 1),
+            bid("b-2", "alice", 1000),
+            close(),
+            bid("b-3", "bob", 5000),
+        ]
     )
 
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
@@ -455,3 +468,18 @@ def test_fold_equals_evolving_one_event_at_a_time() -> None:
     state, events = run([open_cmd(), bid("b-1", "alice", 1000), bid("b-2", "bob", 1200), close()])
 
     assert fold(events, AUCTION) == state
+
+
+def test_importing_the_domain_loads_no_faust_or_kafka_module() -> None:
+    probe = (
+        "import sys, app.domain; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'faust', 'mode', 'aiokafka', 'confluent_kafka', 'kafka', 'rocksdict'}))"
+    )
+    root = Path(__file__).parents[3]
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[]"

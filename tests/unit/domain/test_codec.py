@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -70,7 +73,9 @@ EVENTS: list[Event] = [
     BidRejected("a-1", 3, "e-3", "c-3", T0, "bob", 1500, "EUR", BidRejectionReason.TOO_LOW),
     AuctionClosed("a-1", 4, "e-4", "c-4", T0, "alice", 1500, CloseReason.EXPIRED),
     AuctionClosed("a-1", 4, "e-4", "c-4", T0, None, None, CloseReason.EXPLICIT),
-    CommandRejected("a-1", 5, "e-5", "c-5", T0, "CloseAuction", CommandRejectionReason.ALREADY_CLOSED),
+    CommandRejected(
+        "a-1", 5, "e-5", "c-5", T0, "CloseAuction", CommandRejectionReason.ALREADY_CLOSED
+    ),
 ]
 
 
@@ -108,7 +113,12 @@ def test_an_open_auction_decodes_with_its_closing_time() -> None:
 
 def test_a_close_auction_needs_only_the_common_fields() -> None:
     data = orjson.dumps(
-        {"type": "CloseAuction", "command_id": "c", "issued_at": "2024-05-01T12:00Z", "auction_id": "a"}
+        {
+            "type": "CloseAuction",
+            "command_id": "c",
+            "issued_at": "2024-05-01T12:00Z",
+            "auction_id": "a",
+        }
     )
 
     assert decode_command(data) == CloseAuction("c", T0, "a")
@@ -163,7 +173,9 @@ def test_a_message_of_exactly_the_size_limit_is_accepted() -> None:
 
 def test_one_byte_over_the_size_limit_is_too_large() -> None:
     base = raw(PLACE_BID, padding="")
-    refused(raw(PLACE_BID, padding="x" * (MAX_COMMAND_BYTES - len(base) + 1)), InvalidReason.TOO_LARGE)
+    refused(
+        raw(PLACE_BID, padding="x" * (MAX_COMMAND_BYTES - len(base) + 1)), InvalidReason.TOO_LARGE
+    )
 
 
 def test_bytes_that_are_not_utf8_are_not_utf8() -> None:
@@ -258,7 +270,17 @@ def test_the_largest_amount_is_accepted() -> None:
 @pytest.mark.parametrize(
     "value",
     ["", "-a", ".a", "a b", "a/b", "ä", "a\n", "a" * 129, "a\u0000"],
-    ids=["empty", "dash-first", "dot-first", "space", "slash", "non-ascii", "newline", "129", "nul"],
+    ids=[
+        "empty",
+        "dash-first",
+        "dot-first",
+        "space",
+        "slash",
+        "non-ascii",
+        "newline",
+        "129",
+        "nul",
+    ],
 )
 def test_malformed_ids_are_invalid_id(value: str) -> None:
     refused(raw(PLACE_BID, bidder_id=value), InvalidReason.INVALID_ID, "bidder_id")
@@ -286,7 +308,9 @@ def test_malformed_currencies_are_invalid_currency(value: str) -> None:
     ],
 )
 def test_timestamps_without_offset_or_unparseable_are_invalid_timestamp(value: str) -> None:
-    error = refused(raw(OPEN_AUCTION, closes_at=value), InvalidReason.INVALID_TIMESTAMP, "closes_at")
+    error = refused(
+        raw(OPEN_AUCTION, closes_at=value), InvalidReason.INVALID_TIMESTAMP, "closes_at"
+    )
 
     assert "2024-05-01T12:00:00Z" in error.message  # shows a valid example
 
@@ -413,9 +437,41 @@ def test_a_corrupted_stored_value_raises_invalid_message(data: bytes) -> None:
 
 
 def test_a_stored_state_with_a_bad_recent_id_is_refused() -> None:
-    payload = orjson.loads(encode_state(AuctionState.empty("a-1"))) | {"recent_command_ids": ["ok", 5]}
+    payload = orjson.loads(encode_state(AuctionState.empty("a-1"))) | {
+        "recent_command_ids": ["ok", 5]
+    }
 
     with pytest.raises(InvalidMessage) as caught:
         decode_state(orjson.dumps(payload))
 
     assert caught.value.reason == "wrong_type"
+
+
+# --- docs/schema.md is the contract -------------------------------------------------
+
+
+def schema_doc_examples() -> list[dict[str, object]]:
+    text = (Path(__file__).parents[3] / "docs" / "schema.md").read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    examples = []
+    for block in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL):
+        position = 0
+        while block[position:].strip():
+            value, end = decoder.raw_decode(block, position)
+            examples.append(value)
+            position = end + len(block[end:]) - len(block[end:].lstrip())
+    return examples
+
+
+def test_every_example_in_the_schema_doc_decodes_and_current_ones_re_encode_identically() -> None:
+    examples = schema_doc_examples()
+    assert len(examples) >= 11  # three commands, every event type, the v1 example
+
+    for example in examples:
+        data = orjson.dumps(example)
+        if "schema_version" not in example:
+            assert orjson.loads(encode_command(decode_command(data))) == example
+        elif example["schema_version"] == 2:
+            assert orjson.loads(encode_event(decode_event(data))) == example
+        else:
+            decode_event(data)

@@ -61,7 +61,12 @@ def test_an_accepted_bid_becomes_the_highest_and_remembers_its_command() -> None
 
 @pytest.mark.parametrize(
     "rejection",
-    [TOO_LOW, CommandRejected(A, 3, "e3", "c-x", at(2), "OpenAuction", CommandRejectionReason.ALREADY_EXISTS)],
+    [
+        TOO_LOW,
+        CommandRejected(
+            A, 3, "e3", "c-x", at(2), "OpenAuction", CommandRejectionReason.ALREADY_EXISTS
+        ),
+    ],
     ids=["bid-rejected", "command-rejected"],
 )
 def test_rejections_only_advance_seq(rejection: Event) -> None:
@@ -93,7 +98,9 @@ def test_an_old_event_delivered_after_newer_ones_is_ignored() -> None:
 
 
 def test_a_bid_on_an_unknown_auction_projects_to_status_none_with_its_seq() -> None:
-    rejected = BidRejected("a-9", 1, "e", "c", T0, "bob", 5, "EUR", BidRejectionReason.UNKNOWN_AUCTION)
+    rejected = BidRejected(
+        "a-9", 1, "e", "c", T0, "bob", 5, "EUR", BidRejectionReason.UNKNOWN_AUCTION
+    )
 
     view = apply(None, rejected)
 
@@ -128,4 +135,9 @@ def test_to_json_dict_uses_plain_json_types_and_z_timestamps() -> None:
 def test_to_json_dict_of_an_empty_view_has_nulls() -> None:
     body = HighestBid.empty(A).to_json_dict()
 
-    assert (body["status"], body["seq"], body["highest_bid"], body["closes_at"]) == ("none", 0, None, None)
+    assert (body["status"], body["seq"], body["highest_bid"], body["closes_at"]) == (
+        "none",
+        0,
+        None,
+        None,
+    )

@@ -1,0 +1,82 @@
+"""The command handler: bid-commands -> decide against the auction aggregate -> auction-events.
+
+decode -> (re-route if the key disagrees) -> load -> decide -> append events -> store state.
+Runs under the ProcessingGate, so a command's events, its state change and its offset commit
+share one Kafka transaction (see app/eos.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from agents.dead_letters import DeadLetters
+from app.domain import AuctionState, decide, decode_command, decode_state, encode_event, encode_state, evolve
+from app.eos import GATE
+from app.errors import InvalidMessage
+from app.topology import Topology
+
+log = logging.getLogger(__name__)
+REROUTED_FROM = "outbid.rerouted-from"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CommandHandler:
+    def __init__(self, topology: Topology, auctions: Any, dead_letters: DeadLetters, *,
+                 max_recent: int, clock: Callable[[], datetime] = utc_now) -> None:
+        self.topology = topology
+        self.auctions = auctions
+        self.dead_letters = dead_letters
+        self.max_recent = max_recent
+        self.clock = clock
+
+    async def handle(self, message: Any) -> str:
+        """Decide one command; returns the outcome ("decided", "duplicate", "rerouted", "dead_letter")."""
+        try:
+            command = decode_command(message.value if message.value is not None else b"")
+        except InvalidMessage as exc:
+            await self.dead_letters.park(message, exc.reason, exc.message)
+            return "dead_letter"
+        key = command.auction_id.encode()
+        if message.key != key:
+            # Typed into a console producer without a key, or with a wrong one: send it to the
+            # partition that owns the auction; it is decided there, in that partition's order.
+            source = f"{message.topic}/{message.partition}/{message.offset}".encode()
+            await self.topology.commands.send(key=key, value=message.value,
+                                              headers=[(REROUTED_FROM, source)])
+            return "rerouted"
+        stored = self.auctions.get(key)
+        state = decode_state(stored) if stored is not None else AuctionState.empty(command.auction_id)
+        events = decide(state, command, self.clock(), max_recent=self.max_recent)
+        if not events:
+            return "duplicate"
+        for event in events:
+            await self.topology.events.send(key=key, value=encode_event(event))
+            state = evolve(state, event, max_recent=self.max_recent)
+        self.auctions[key] = encode_state(state)
+        return "decided"
+
+
+def register(app: faust.App, topology: Topology, auctions: Any, max_recent: int) -> Any:
+    handler = CommandHandler(topology, auctions, DeadLetters(topology.dead_letters), max_recent=max_recent)
+
+    @app.agent(topology.commands, name="decide-commands")
+    async def decide_commands(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            async with GATE.processing(message.tp, message.offset):
+                try:
+                    await handler.handle(message)
+                except Exception as exc:  # noqa: BLE001 - a poison record must not stop its partition
+                    log.exception("command at %s[%s]@%s failed", message.topic, message.partition,
+                                  message.offset)
+                    await handler.dead_letters.park(message, "handler_error", repr(exc))
+
+    return decide_commands

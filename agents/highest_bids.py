@@ -1,0 +1,55 @@
+"""The highest-bid projection: auction-events -> highest_bids table (at most once per seq)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from agents.dead_letters import DeadLetters
+from app.domain import apply, decode_event, decode_view, encode_view
+from app.eos import GATE
+from app.errors import InvalidMessage
+from app.topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+class HighestBidProjector:
+    def __init__(self, views: Any, dead_letters: DeadLetters) -> None:
+        self.views = views
+        self.dead_letters = dead_letters
+
+    async def handle(self, message: Any) -> str:
+        try:
+            event = decode_event(message.value if message.value is not None else b"")
+        except InvalidMessage as exc:
+            await self.dead_letters.park(message, exc.reason, exc.message)
+            return "dead_letter"
+        key = event.auction_id.encode()
+        stored = self.views.get(key)
+        view = decode_view(stored) if stored is not None else None
+        updated = apply(view, event)
+        if updated is view:
+            return "duplicate"  # seq already applied: a redelivery
+        self.views[key] = encode_view(updated)
+        return "applied"
+
+
+def register(app: faust.App, topology: Topology, views: Any) -> Any:
+    projector = HighestBidProjector(views, DeadLetters(topology.dead_letters))
+
+    @app.agent(topology.events, name="project-highest-bids")
+    async def project_highest_bids(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            async with GATE.processing(message.tp, message.offset):
+                try:
+                    await projector.handle(message)
+                except Exception as exc:  # noqa: BLE001 - a poison record must not stop its partition
+                    log.exception("event at %s[%s]@%s failed", message.topic, message.partition,
+                                  message.offset)
+                    await projector.dead_letters.park(message, "handler_error", repr(exc))
+
+    return project_highest_bids

@@ -1,0 +1,161 @@
+"""Exactly-once processing on faust-streaming: what its `exactly_once` mode gets wrong, fixed here.
+
+faust-streaming 0.15 keeps one transactional producer per assigned partition and, every commit
+interval, commits the consumer offsets into those transactions. As shipped it breaks in four ways
+(read in faust/transport/consumer.py and faust/tables/*, see docs/guarantees.md):
+
+1. Producer choice by *destination* partition (TransactionManager.send): an output to a partition
+   this worker does not own raises ProducerSendError, an output topic it does not consume raises
+   KeyError, and an output to an owned-but-idle partition sits in a transaction nobody commits.
+   -> `OutbidTransactionManager.send` picks the producer of the *source* event's partition.
+2. The commit does not flush Faust's own producer buffer (table changelog writes are queued there),
+   so a changelog write can miss the transaction that commits its source offset.
+   -> `TrackingProducerBuffer.wait_sent` is a barrier; `commit` waits on it.
+3. Agents keep processing while a commit is in flight: a send during aiokafka's commit raises
+   IllegalOperation, and the committed offsets (Faust's acked offsets) lag the outputs already in the
+   transaction by one message, so a crash right after the commit re-processes that message.
+   -> `ProcessingGate`: processing one message and committing exclude each other, and the commit
+   uses the offsets of messages whose outputs are all in the transaction.
+4. Pending changelog offsets are keyed by changelog partition but looked up by source partition
+   (TableManager.on_commit), so under exactly_once RocksDB's stored offset never advances and every
+   restart replays everything written since the last recovery.
+   -> `commit` persists the changelog offsets of the partitions it committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import faust.transport.producer as faust_producer
+from faust.streams import current_event
+from faust.transport.consumer import TransactionManager
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+
+class ProcessingGate:
+    """Serialises "process one message" against "commit a transaction" within one worker."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.done: dict[TP, int] = {}  # next offset to consume, per source partition fully processed
+
+    @contextlib.asynccontextmanager
+    async def processing(self, tp: TP, offset: int) -> AsyncIterator[None]:
+        async with self.lock:
+            yield
+            self.done[tp] = offset + 1
+
+    def forget(self, tps: set[TP]) -> None:
+        for tp in tps:
+            self.done.pop(tp, None)
+
+
+GATE = ProcessingGate()
+
+
+class TrackingProducerBuffer(faust_producer.ProducerBuffer):  # type: ignore[misc]
+    """Faust's table-write buffer with a larger cap (stock: 100) and a "all sent" barrier."""
+
+    max_messages = 10_000  # the stock 100 blocks every inbound message once 100 writes queue up
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsent: set[asyncio.Future[Any]] = set()
+
+    def put(self, fut: asyncio.Future[Any]) -> None:
+        self._unsent.add(fut)
+        fut.add_done_callback(self._unsent.discard)
+        super().put(fut)
+
+    async def wait_sent(self) -> None:
+        pending = list(self._unsent)
+        if pending:
+            await asyncio.gather(*pending)
+
+
+class OutbidTransactionManager(TransactionManager):  # type: ignore[misc]
+    """Transactions keyed by the source partition; commits gated and complete (see module doc)."""
+
+    def _tid(self, topic: str, partition: int) -> str:
+        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                   timestamp: float | None, headers: Any, *, transactional_id: str | None = None) -> Any:
+        p = self.consumer.key_partition(topic, key, partition)
+        event = current_event()
+        tid = None
+        with contextlib.suppress(KeyError):
+            if event is not None:
+                tid = self._tid(event.message.topic, event.message.partition)
+            elif p is not None and topic in self.app.tables.changelog_topics:
+                # A buffered table write (sent from the buffer's task, outside the event): its
+                # changelog partition is the source partition, so this is the source's transaction.
+                tid = self._tid(topic, p)
+        # Anything else outside an event (a web view producing a command) is not part of any
+        # consume-process-produce cycle: inside a transaction it would stay invisible until that
+        # partition next commits, which an idle partition never does.
+        if tid is not None and tid not in self.producer._transaction_producers:
+            if event is not None or topic in self.app.tables.changelog_topics:
+                log.warning("no transaction for %s; sending %s[%s] outside a transaction", tid, topic, p)
+            tid = None
+        return await self.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        app = self.app
+        async with GATE.lock:
+            buffer = app.producer.buffer
+            if isinstance(buffer, TrackingProducerBuffer):
+                await buffer.wait_sent()
+            assigned = app.consumer.assignment()
+            merged = {tp: off for tp, off in offsets.items() if tp in assigned}
+            for tp, off in GATE.done.items():
+                if tp in assigned and off > merged.get(tp, -1):
+                    merged[tp] = off
+            by_tid: dict[str, dict[TP, int]] = defaultdict(dict)
+            for tp, off in merged.items():
+                with contextlib.suppress(KeyError):
+                    by_tid[self._tid(tp.topic, tp.partition)][tp] = off
+            live = {t: o for t, o in by_tid.items() if t in self.producer._transaction_producers}
+            if not live:
+                return False
+            persisted = dict(app.tables._pending_persisted_offsets)
+            try:
+                await self.producer.commit_transactions(
+                    live, app.conf.id, start_new_transaction=start_new_transaction)
+            except Exception as exc:  # a failed commit must not look committed: stop the worker
+                log.exception("transaction commit failed; crashing so the group re-balances")
+                await app.crash(exc)
+                return False
+            for ctp, (store, off) in persisted.items():
+                with contextlib.suppress(KeyError):
+                    if self._tid(ctp.topic, ctp.partition) in live:
+                        store.set_persisted_offset(ctp, off)
+                        if app.tables._pending_persisted_offsets.get(ctp) == (store, off):
+                            del app.tables._pending_persisted_offsets[ctp]
+            return True
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        GATE.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+
+class OutbidProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+    """Idempotent producer in every mode (Faust only enables it under exactly_once)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {"acks": "all", "enable_idempotence": True, **super()._settings_extra()}
+
+
+def install() -> None:
+    """Swap the fixed classes in; must run before the Faust App is created."""
+    faust_producer.ProducerBuffer = TrackingProducerBuffer  # looked up in Producer.__init__
+    faust_aiokafka.Transport.TransactionManager = OutbidTransactionManager
+    faust_aiokafka.Transport.Producer = OutbidProducer

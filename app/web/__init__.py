@@ -1,0 +1,1 @@
+"""Faust web views: queries (routed to the partition owner), command ingestion, health."""

@@ -1,0 +1,1 @@
+"""The Faust tables (RocksDB via rocksdict, changelogs declared in topics.yaml)."""

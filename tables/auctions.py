@@ -1,0 +1,18 @@
+"""`auctions`: the auction aggregate (AuctionState as codec bytes), keyed by auction id bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from app.settings import Settings
+from tables.options import rocksdb_options
+
+NAME = "auctions"  # changelog: {app id}-auctions-changelog, declared in topics.yaml
+
+
+def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
+    return app.Table(NAME, key_type=bytes, value_type=bytes, partitions=partitions,
+                     options=rocksdb_options(settings),
+                     help="Auction aggregate state, written by the command handler.")

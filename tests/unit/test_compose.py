@@ -1,0 +1,49 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check it statically."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from app.settings import ENV_NAMES
+from tests.conftest import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+OUR_SERVICES = {name: svc for name, svc in COMPOSE["services"].items() if "build" in svc}
+
+
+def test_compose_has_the_stack() -> None:
+    assert {"kafka", "redis", "topics", "prometheus"} <= set(COMPOSE["services"])
+    assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+    assert COMPOSE["services"]["topics"]["command"] == ["outbid", "topics", "apply"]
+    assert len([n for n in OUR_SERVICES if n.startswith("worker")]) >= 2
+
+
+def test_our_services_only_use_settings_the_code_reads() -> None:
+    known = set(ENV_NAMES.values())
+    for name, svc in OUR_SERVICES.items():
+        unknown = set(svc.get("environment", {})) - known
+        assert not unknown, f"service {name} sets {unknown}, which app/settings.py does not read"
+
+
+def test_workers_run_the_faust_worker_command_and_expose_their_web_port() -> None:
+    prometheus = (REPO / "infra/prometheus/prometheus.yml").read_text()
+    for name, svc in OUR_SERVICES.items():
+        if not name.startswith("worker"):
+            continue
+        command = svc["command"]
+        assert command[:3] == ["faust", "-A", "app"]
+        assert "worker" in command
+        port = command[command.index("--web-port") + 1]
+        assert command[command.index("--web-host") + 1] == svc["hostname"] == name
+        assert any(mapping.endswith(f":{port}") for mapping in svc["ports"])
+        assert f"{name}:{port}" in prometheus
+
+
+def test_kafka_listeners_agree_with_the_bootstrap_address() -> None:
+    kafka = COMPOSE["services"]["kafka"]["environment"]
+    bootstrap = OUR_SERVICES["worker1"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]
+    assert f"PLAINTEXT://{bootstrap}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+    host_ports = {p.split(":")[0] for p in COMPOSE["services"]["kafka"]["ports"]}
+    assert any(re.search(rf"localhost:{p}\b", kafka["KAFKA_ADVERTISED_LISTENERS"]) for p in host_ports)
