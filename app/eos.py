@@ -20,6 +20,16 @@ interval, commits the consumer offsets into those transactions. As shipped it br
    (TableManager.on_commit), so under exactly_once RocksDB's stored offset never advances and every
    restart replays everything written since the last recovery.
    -> `commit` persists the changelog offsets of the partitions it committed.
+5. Under exactly_once the changelog "highwater" used by table recovery is aiokafka's cached
+   last_stable_offset, which is unknown (-1/None) for a partition this consumer never fetched -
+   every changelog partition right after an assignment. Recovery then sees "persisted offset
+   above highwater" and crashes the worker (ConsistencyError) on the first rebalance that keeps
+   a partition with local state.
+   -> `OutbidConsumerThread._highwaters` asks the broker (ListOffsets under read_committed = LSO).
+6. With transactions, a changelog partition ends in a commit marker, which is never delivered,
+   so recovery never "reaches" the highwater; Faust notices only after two idle 5 s waits
+   (Recovery._slurp_changelogs -> detect_aborted_tx). Every rebalance then costs >= 10 s.
+   -> `_FastIdleAsyncio` shortens that idle wait to RECOVERY_IDLE_S inside faust.tables.recovery.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import faust.tables.recovery as faust_recovery
 import faust.transport.producer as faust_producer
 from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
@@ -147,6 +158,12 @@ class OutbidTransactionManager(TransactionManager):  # type: ignore[misc]
         await super().on_partitions_revoked(revoked)
 
 
+class OutbidConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        # end_offsets honours the consumer's isolation level: read_committed -> last stable offset.
+        return await self._ensure_consumer().end_offsets(partitions)  # type: ignore[no-any-return]
+
+
 class OutbidProducer(faust_aiokafka.Producer):  # type: ignore[misc]
     """Idempotent producer in every mode (Faust only enables it under exactly_once)."""
 
@@ -154,8 +171,26 @@ class OutbidProducer(faust_aiokafka.Producer):  # type: ignore[misc]
         return {"acks": "all", "enable_idempotence": True, **super()._settings_extra()}
 
 
+RECOVERY_IDLE_S = 0.5
+
+
+class _FastIdleAsyncio:
+    """`asyncio` for faust.tables.recovery, whose 5 s idle wait is the only wait_for there."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    async def wait_for(awaitable: Any, timeout: float | None) -> Any:
+        if timeout is not None:
+            timeout = min(timeout, RECOVERY_IDLE_S)
+        return await asyncio.wait_for(awaitable, timeout)
+
+
 def install() -> None:
     """Swap the fixed classes in; must run before the Faust App is created."""
     faust_producer.ProducerBuffer = TrackingProducerBuffer  # looked up in Producer.__init__
     faust_aiokafka.Transport.TransactionManager = OutbidTransactionManager
     faust_aiokafka.Transport.Producer = OutbidProducer
+    faust_aiokafka.AIOKafkaConsumerThread = OutbidConsumerThread  # looked up in Consumer._new_consumer_thread
+    faust_recovery.asyncio = _FastIdleAsyncio()  # type: ignore[assignment]

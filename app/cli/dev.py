@@ -30,9 +30,16 @@ def up(brokers: int, workers: int, kafka_port: int, redis_port: int) -> None:
         state = stack.up(settings, brokers=brokers, kafka_port=kafka_port, redis_port=redis_port)
         bar.update(1)
     if workers:
-        from app.devstack import workers as worker_procs  # noqa: PLC0415 - needs faust, which is slow to import
+        from app.devstack import workers as worker_procs  # noqa: PLC0415
+        from app.topics import admin, load_topics  # noqa: PLC0415
 
-        state = worker_procs.ensure(settings, state, workers)
+        spec = load_topics(settings.topics_file)  # workers need their topics: apply them first
+        client = admin.admin_client(state.kafka)
+        plan = admin.plan(spec, client, state.kafka, settings.topic_prefix)
+        admin.apply(plan, spec, client, settings.topic_prefix)
+        with click.progressbar(length=workers, label=f"starting {workers} worker(s)") as bar:
+            state = worker_procs.ensure(settings, state, workers)
+            bar.update(workers)
     click.echo(f"kafka:   {state.kafka}{' (external)' if state.kafka_external else ''}")
     click.echo(f"redis:   {state.redis}{' (external)' if state.redis_external else ''}")
     for worker in state.workers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import aiohttp
 import faust
 from faust.web import Request, Response, View
 
@@ -27,7 +28,12 @@ def register(app: faust.App, highest_bids: Any) -> None:
                 return self.json({"error": "malformed auction id: use 1-128 of A-Z a-z 0-9 . _ : @ -, "
                                            "starting with a letter or digit"}, status=400)
             await ensure_route_metadata(app, highest_bids)
-            return await self.owner(request, auction_id=auction_id)
+            try:
+                return await self.owner(request, auction_id=auction_id)
+            except (aiohttp.ClientError, OSError) as exc:  # the owner just left; a rebalance follows
+                return self.json({"error": f"the worker owning this auction is unreachable ({exc}); "
+                                           "retry in a few seconds"}, status=503,
+                                 headers={"Retry-After": "2"})
 
         @app.table_route(table=highest_bids, match_info="auction_id")
         async def owner(self, request: Request, auction_id: str) -> Response:
