@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     # How many recent command ids each auction remembers to absorb client retries (idempotency window).
     recent_commands: int = Field(default=128, ge=1, le=100_000)
     kafka_heap: str = "512m"
+    cache_dir: Path | None = None  # Kafka jars; default $XDG_CACHE_HOME/outbid or ~/.cache/outbid
     web_bind: str = "127.0.0.1"
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     table_cache_mb: int = Field(default=16, ge=1, le=4096)

@@ -35,7 +35,9 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from app.cli import dev, kafka, produce, topics  # noqa: PLC0415 - avoid import cycles at module load
+    from app.cli import demo, dev, kafka, produce, topics  # noqa: PLC0415 - avoid import cycles at module load
+
+    main.add_command(demo.demo)
 
     main.add_command(produce.produce)
     main.add_command(produce.sample)

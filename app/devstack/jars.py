@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.devstack.system import require
 from app.errors import DevStackError
-from app.settings import REPO_ROOT
+from app.settings import REPO_ROOT, get_settings
 
 log = logging.getLogger(__name__)
 POM = REPO_ROOT / "infra" / "kafka" / "pom.xml"
@@ -23,8 +23,11 @@ MARKER = ".complete"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("OUTBID_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    return Path(base) / "outbid" if base else Path.home() / ".cache" / "outbid"
+    configured = get_settings().cache_dir
+    if configured:
+        return configured
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "outbid" if xdg else Path.home() / ".cache" / "outbid"
 
 
 def jar_dir() -> Path:
