@@ -15,7 +15,15 @@ from typing import Any
 import faust
 
 from agents.dead_letters import DeadLetters
-from app.domain import AuctionState, decide, decode_command, decode_state, encode_event, encode_state, evolve
+from app.domain import (
+    AuctionState,
+    decide,
+    decode_command,
+    decode_state,
+    encode_event,
+    encode_state,
+    evolve,
+)
 from app.eos import GATE
 from app.errors import InvalidMessage
 from app.topology import Topology
@@ -29,8 +37,15 @@ def utc_now() -> datetime:
 
 
 class CommandHandler:
-    def __init__(self, topology: Topology, auctions: Any, dead_letters: DeadLetters, *,
-                 max_recent: int, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        auctions: Any,
+        dead_letters: DeadLetters,
+        *,
+        max_recent: int,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.topology = topology
         self.auctions = auctions
         self.dead_letters = dead_letters
@@ -49,11 +64,14 @@ class CommandHandler:
             # Typed into a console producer without a key, or with a wrong one: send it to the
             # partition that owns the auction; it is decided there, in that partition's order.
             source = f"{message.topic}/{message.partition}/{message.offset}".encode()
-            await self.topology.commands.send(key=key, value=message.value,
-                                              headers=[(REROUTED_FROM, source)])
+            await self.topology.commands.send(
+                key=key, value=message.value, headers=[(REROUTED_FROM, source)]
+            )
             return "rerouted"
         stored = self.auctions.get(key)
-        state = decode_state(stored) if stored is not None else AuctionState.empty(command.auction_id)
+        state = (
+            decode_state(stored) if stored is not None else AuctionState.empty(command.auction_id)
+        )
         events = decide(state, command, self.clock(), max_recent=self.max_recent)
         if not events:
             return "duplicate"
@@ -65,7 +83,9 @@ class CommandHandler:
 
 
 def register(app: faust.App, topology: Topology, auctions: Any, max_recent: int) -> Any:
-    handler = CommandHandler(topology, auctions, DeadLetters(topology.dead_letters), max_recent=max_recent)
+    handler = CommandHandler(
+        topology, auctions, DeadLetters(topology.dead_letters), max_recent=max_recent
+    )
 
     @app.agent(topology.commands, name="decide-commands")
     async def decide_commands(stream: Any) -> None:
@@ -74,9 +94,13 @@ def register(app: faust.App, topology: Topology, auctions: Any, max_recent: int)
             async with GATE.processing(message.tp, message.offset):
                 try:
                     await handler.handle(message)
-                except Exception as exc:  # noqa: BLE001 - a poison record must not stop its partition
-                    log.exception("command at %s[%s]@%s failed", message.topic, message.partition,
-                                  message.offset)
+                except Exception as exc:
+                    log.exception(
+                        "command at %s[%s]@%s failed",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                    )
                     await handler.dead_letters.park(message, "handler_error", repr(exc))
 
     return decide_commands

@@ -25,8 +25,14 @@ class DeadLetters:
         self.topic = topic
 
     async def park(self, message: Any, reason: str, error: str) -> None:
-        log.warning("dead-lettering %s[%s]@%s: %s: %s", message.topic, message.partition,
-                    message.offset, reason, error)
+        log.warning(
+            "dead-lettering %s[%s]@%s: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+            error,
+        )
         headers = [
             (REASON, reason.encode()),
             (ERROR, error.encode("utf-8", "replace")[:MAX_ERROR_BYTES]),

@@ -47,9 +47,13 @@ def register(app: faust.App, topology: Topology, views: Any) -> Any:
             async with GATE.processing(message.tp, message.offset):
                 try:
                     await projector.handle(message)
-                except Exception as exc:  # noqa: BLE001 - a poison record must not stop its partition
-                    log.exception("event at %s[%s]@%s failed", message.topic, message.partition,
-                                  message.offset)
+                except Exception as exc:
+                    log.exception(
+                        "event at %s[%s]@%s failed",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                    )
                     await projector.dead_letters.park(message, "handler_error", repr(exc))
 
     return project_highest_bids

@@ -39,7 +39,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust.tables.recovery as faust_recovery
 import faust.transport.producer as faust_producer
@@ -56,7 +56,9 @@ class ProcessingGate:
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self.done: dict[TP, int] = {}  # next offset to consume, per source partition fully processed
+        self.done: dict[
+            TP, int
+        ] = {}  # next offset to consume, per source partition fully processed
 
     @contextlib.asynccontextmanager
     async def processing(self, tp: TP, offset: int) -> AsyncIterator[None]:
@@ -72,7 +74,7 @@ class ProcessingGate:
 GATE = ProcessingGate()
 
 
-class TrackingProducerBuffer(faust_producer.ProducerBuffer):  # type: ignore[misc]
+class TrackingProducerBuffer(faust_producer.ProducerBuffer):
     """Faust's table-write buffer with a larger cap (stock: 100) and a "all sent" barrier."""
 
     max_messages = 10_000  # the stock 100 blocks every inbound message once 100 writes queue up
@@ -81,7 +83,7 @@ class TrackingProducerBuffer(faust_producer.ProducerBuffer):  # type: ignore[mis
         super().__post_init__()
         self._unsent: set[asyncio.Future[Any]] = set()
 
-    def put(self, fut: asyncio.Future[Any]) -> None:
+    def put(self, fut: Any) -> None:  # a FutureMessage (an asyncio.Future)
         self._unsent.add(fut)
         fut.add_done_callback(self._unsent.discard)
         super().put(fut)
@@ -92,14 +94,23 @@ class TrackingProducerBuffer(faust_producer.ProducerBuffer):  # type: ignore[mis
             await asyncio.gather(*pending)
 
 
-class OutbidTransactionManager(TransactionManager):  # type: ignore[misc]
+class OutbidTransactionManager(TransactionManager):
     """Transactions keyed by the source partition; commits gated and complete (see module doc)."""
 
     def _tid(self, topic: str, partition: int) -> str:
         return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
 
-    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
-                   timestamp: float | None, headers: Any, *, transactional_id: str | None = None) -> Any:
+    async def send(  # noqa: PLR0917 - Faust's TransactionManager.send signature
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,  # noqa: ARG002 - chosen here instead
+    ) -> Any:
         p = self.consumer.key_partition(topic, key, partition)
         event = current_event()
         tid = None
@@ -113,14 +124,22 @@ class OutbidTransactionManager(TransactionManager):  # type: ignore[misc]
         # Anything else outside an event (a web view producing a command) is not part of any
         # consume-process-produce cycle: inside a transaction it would stay invisible until that
         # partition next commits, which an idle partition never does.
-        if tid is not None and tid not in self.producer._transaction_producers:
+        producer: Any = self.producer
+        if tid is not None and tid not in producer._transaction_producers:
             if event is not None or topic in self.app.tables.changelog_topics:
-                log.warning("no transaction for %s; sending %s[%s] outside a transaction", tid, topic, p)
+                log.warning(
+                    "no transaction for %s; sending %s[%s] outside a transaction", tid, topic, p
+                )
             tid = None
-        return await self.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
+        return await self.producer.send(
+            topic, key, value, p, timestamp, headers, transactional_id=tid
+        )
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        app = self.app
+        app: Any = (
+            self.app
+        )  # private Faust attributes below (_pending_persisted_offsets) are untyped
+        producer: Any = self.producer
         async with GATE.lock:
             buffer = app.producer.buffer
             if isinstance(buffer, TrackingProducerBuffer):
@@ -134,13 +153,14 @@ class OutbidTransactionManager(TransactionManager):  # type: ignore[misc]
             for tp, off in merged.items():
                 with contextlib.suppress(KeyError):
                     by_tid[self._tid(tp.topic, tp.partition)][tp] = off
-            live = {t: o for t, o in by_tid.items() if t in self.producer._transaction_producers}
+            live = {t: o for t, o in by_tid.items() if t in producer._transaction_producers}
             if not live:
                 return False
             persisted = dict(app.tables._pending_persisted_offsets)
             try:
-                await self.producer.commit_transactions(
-                    live, app.conf.id, start_new_transaction=start_new_transaction)
+                await producer.commit_transactions(
+                    live, app.conf.id, start_new_transaction=start_new_transaction
+                )
             except Exception as exc:  # a failed commit must not look committed: stop the worker
                 log.exception("transaction commit failed; crashing so the group re-balances")
                 await app.crash(exc)
@@ -158,13 +178,14 @@ class OutbidTransactionManager(TransactionManager):  # type: ignore[misc]
         await super().on_partitions_revoked(revoked)
 
 
-class OutbidConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+class OutbidConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         # end_offsets honours the consumer's isolation level: read_committed -> last stable offset.
-        return await self._ensure_consumer().end_offsets(partitions)  # type: ignore[no-any-return]
+        consumer: Any = self._ensure_consumer()
+        return cast(Mapping[TP, int], await consumer.end_offsets(partitions))
 
 
-class OutbidProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+class OutbidProducer(faust_aiokafka.Producer):
     """Idempotent producer in every mode (Faust only enables it under exactly_once)."""
 
     def _settings_extra(self) -> Mapping[str, Any]:
@@ -181,7 +202,7 @@ class _FastIdleAsyncio:
         return getattr(asyncio, name)
 
     @staticmethod
-    async def wait_for(awaitable: Any, timeout: float | None) -> Any:
+    async def wait_for(awaitable: Any, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncio's own signature
         if timeout is not None:
             timeout = min(timeout, RECOVERY_IDLE_S)
         return await asyncio.wait_for(awaitable, timeout)
@@ -189,8 +210,13 @@ class _FastIdleAsyncio:
 
 def install() -> None:
     """Swap the fixed classes in; must run before the Faust App is created."""
-    faust_producer.ProducerBuffer = TrackingProducerBuffer  # looked up in Producer.__init__
-    faust_aiokafka.Transport.TransactionManager = OutbidTransactionManager
-    faust_aiokafka.Transport.Producer = OutbidProducer
-    faust_aiokafka.AIOKafkaConsumerThread = OutbidConsumerThread  # looked up in Consumer._new_consumer_thread
-    faust_recovery.asyncio = _FastIdleAsyncio()  # type: ignore[assignment]
+    # Module globals and class attributes that Faust looks up when it builds each object.
+    patches: list[tuple[object, str, object]] = [
+        (faust_producer, "ProducerBuffer", TrackingProducerBuffer),  # Producer.__init__
+        (faust_aiokafka.Transport, "TransactionManager", OutbidTransactionManager),
+        (faust_aiokafka.Transport, "Producer", OutbidProducer),
+        (faust_aiokafka, "AIOKafkaConsumerThread", OutbidConsumerThread),  # Consumer thread factory
+        (faust_recovery, "asyncio", _FastIdleAsyncio()),  # Recovery._slurp_changelogs idle wait
+    ]
+    for target, name, replacement in patches:
+        setattr(target, name, replacement)

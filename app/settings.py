@@ -55,7 +55,11 @@ class Settings(BaseSettings):
 
 
 ENV_NAMES: dict[str, str] = {
-    name: (field.validation_alias if isinstance(field.validation_alias, str) else f"OUTBID_{name.upper()}")
+    name: (
+        field.validation_alias
+        if isinstance(field.validation_alias, str)
+        else f"OUTBID_{name.upper()}"
+    )
     for name, field in Settings.model_fields.items()
 }
 
@@ -66,7 +70,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_NAMES.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" for err in exc.errors()
+            f"{ENV_NAMES.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigurationError(f"invalid setting(s): {problems}") from exc
 

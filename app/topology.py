@@ -27,9 +27,19 @@ def declare(app: faust.App, settings: Settings, spec: TopicsSpec) -> Topology:
         # value_type=bytes alone still decodes values with the app's default json serializer:
         # a non-JSON record then crashes the agent *before* it sees the message, and Faust
         # skips it. Both serializers must be "raw".
-        return app.topic(settings.topic(key), key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw",
-                         partitions=spec.partitions(key), internal=False)
+        return app.topic(
+            settings.topic(key),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.partitions(key),
+            internal=False,
+        )
 
-    return Topology(commands=topic(COMMANDS), events=topic(EVENTS), dead_letters=topic(DLQ),
-                    partitions=spec.partitions(COMMANDS))
+    return Topology(
+        commands=topic(COMMANDS),
+        events=topic(EVENTS),
+        dead_letters=topic(DLQ),
+        partitions=spec.partitions(COMMANDS),
+    )

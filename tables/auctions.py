@@ -13,6 +13,11 @@ NAME = "auctions"  # changelog: {app id}-auctions-changelog, declared in topics.
 
 
 def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    return app.Table(NAME, key_type=bytes, value_type=bytes, partitions=partitions,
-                     options=rocksdb_options(settings),
-                     help="Auction aggregate state, written by the command handler.")
+    return app.Table(
+        NAME,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        options=rocksdb_options(settings),
+        help="Auction aggregate state, written by the command handler.",
+    )

@@ -13,6 +13,11 @@ NAME = "highest_bids"  # changelog: {app id}-highest_bids-changelog, declared in
 
 
 def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    return app.Table(NAME, key_type=bytes, value_type=bytes, partitions=partitions,
-                     options=rocksdb_options(settings),
-                     help="Highest bid per auction, folded from auction-events.")
+    return app.Table(
+        NAME,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        options=rocksdb_options(settings),
+        help="Highest bid per auction, folded from auction-events.",
+    )

@@ -44,11 +44,11 @@ def _docker_answers() -> bool:
 
     try:
         client = docker.from_env(timeout=2)
-    except Exception:  # noqa: BLE001 - any failure means "no engine here"
+    except Exception:
         return False
     try:
         return bool(client.ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     finally:
         client.close()
@@ -60,8 +60,10 @@ def _containers() -> Iterator[Servers]:
     from testcontainers.redis import RedisContainer  # noqa: PLC0415
 
     # cp-kafka 8.x is Apache Kafka 4.x; testcontainers' KafkaContainer knows its start-up dance.
-    with KafkaContainer("confluentinc/cp-kafka:8.0.0").with_kraft() as kafka, \
-            RedisContainer("redis:7") as redis:
+    with (
+        KafkaContainer("confluentinc/cp-kafka:8.0.0").with_kraft() as kafka,
+        RedisContainer("redis:7") as redis,
+    ):
         host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
         yield Servers(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers")
 
@@ -114,8 +116,17 @@ def outbid_env(servers: Servers, prefix: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run_outbid(*args: str, env: dict[str, str], input: str | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_outbid(
+    *args: str, env: dict[str, str], input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the real `outbid` CLI in a subprocess, as a user would."""
-    return subprocess.run([*OUTBID, *args], env=env, input=input, capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=REPO)
+    return subprocess.run(
+        [*OUTBID, *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )

@@ -19,7 +19,7 @@ from rich.table import Table
 from app.devstack import stack
 from app.devstack import workers as worker_procs
 from app.devstack.tools import tool_command
-from app.domain import AuctionState, decide, encode_command, evolve
+from app.domain import AuctionState, Command, decide, encode_command, evolve
 from app.errors import DevStackError
 from app.sample import sample_commands
 from app.settings import get_settings
@@ -29,9 +29,11 @@ from app.topics.spec import COMMANDS
 
 @click.command()
 @click.option("--auctions", default=40, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--bids", default=10, show_default=True, type=click.IntRange(1, 1_000), help="Bids per auction.")
+@click.option(
+    "--bids", default=10, show_default=True, type=click.IntRange(1, 1_000), help="Bids per auction."
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 8))
-def demo(auctions: int, bids: int, workers: int) -> None:
+def demo(auctions: int, bids: int, workers: int) -> None:  # noqa: PLR0915 - a script of steps
     """Run the whole pipeline locally and show the highest bids."""
     console = Console()
     settings = get_settings()
@@ -40,19 +42,36 @@ def demo(auctions: int, bids: int, workers: int) -> None:
     console.print(f"[green]✓[/] Kafka {state.kafka}, Redis {state.redis}")
     spec = load_topics(settings.topics_file)
     client = admin.admin_client(state.kafka)
-    admin.apply(admin.plan(spec, client, state.kafka, settings.topic_prefix), spec, client, settings.topic_prefix)
+    admin.apply(
+        admin.plan(spec, client, state.kafka, settings.topic_prefix),
+        spec,
+        client,
+        settings.topic_prefix,
+    )
     console.print(f"[green]✓[/] topics match {settings.topics_file.name}")
     with console.status(f"starting {workers} workers (faust -A app worker)"):
         state = worker_procs.ensure(settings, state, workers)
     urls = [w["url"] for w in state.workers]
     console.print(f"[green]✓[/] workers ready: {', '.join(urls)}")
 
-    run = int(time.time()) % 1_000_000  # fresh auction ids each run: earlier runs' auctions still exist
+    run = (
+        int(time.time()) % 1_000_000
+    )  # fresh auction ids each run: earlier runs' auctions still exist
     commands = list(sample_commands(auctions, bids, seed=run, prefix=f"D{run}"))
     lines = "".join(f"{c.auction_id}|{encode_command(c).decode()}\n" for c in commands)
-    producer = tool_command("kafka-console-producer", [
-        "--bootstrap-server", state.kafka, "--topic", settings.topic(COMMANDS),
-        "--property", "parse.key=true", "--property", "key.separator=|"])
+    producer = tool_command(
+        "kafka-console-producer",
+        [
+            "--bootstrap-server",
+            state.kafka,
+            "--topic",
+            settings.topic(COMMANDS),
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=|",
+        ],
+    )
     with console.status(f"sending {len(commands)} commands with kafka-console-producer"):
         done = subprocess.run(producer, input=lines, text=True, capture_output=True, check=False)
     if done.returncode != 0:
@@ -81,29 +100,40 @@ def demo(auctions: int, bids: int, workers: int) -> None:
     shown = sorted(answers.values(), key=lambda a: -(a.get("highest_bid") or 0))[:15]  # type: ignore[operator]
     for i, answer in enumerate(shown):
         bid = answer.get("highest_bid")
-        table.add_row(str(answer["auction_id"]), str(answer["status"]),
-                      f"{int(bid) / 100:.2f} {answer.get('currency')}" if isinstance(bid, int) else "-",
-                      str(answer.get("highest_bidder") or "-"), str(answer["seq"]), urls[i % len(urls)])
+        table.add_row(
+            str(answer["auction_id"]),
+            str(answer["status"]),
+            f"{int(bid) / 100:.2f} {answer.get('currency')}" if isinstance(bid, int) else "-",
+            str(answer.get("highest_bidder") or "-"),
+            str(answer["seq"]),
+            urls[i % len(urls)],
+        )
     console.print(table)
     if len(answers) < len(expected):
-        console.print(f"[red]only {len(answers)}/{len(expected)} auctions caught up within 120 s[/]")
+        console.print(
+            f"[red]only {len(answers)}/{len(expected)} auctions caught up within 120 s[/]"
+        )
         sys.exit(1)
     console.print(f"all {len(expected)} auctions match the reference fold of the commands sent.\n")
     console.print("Look around:")
-    console.print(f"  {urls[-1]}/auctions/{commands[0].auction_id}   an auction (any worker answers for any auction)")
+    console.print(
+        f"  {urls[-1]}/auctions/{commands[0].auction_id}   an auction (any worker answers for any auction)"
+    )
     console.print(f"  {urls[0]}/readyz                partitions this worker owns")
-    console.print(f"  outbid kafka kafka-console-consumer --bootstrap-server {state.kafka} "
-                  f"--topic {settings.topic('auction-events')} --from-beginning")
+    console.print(
+        f"  outbid kafka kafka-console-consumer --bootstrap-server {state.kafka} "
+        f"--topic {settings.topic('auction-events')} --from-beginning"
+    )
     console.print("Stop everything with: [bold]outbid dev down[/] (add --wipe to delete the data)")
 
 
-def _reference(commands: list[object]) -> dict[str, int]:
+def _reference(commands: list[Command]) -> dict[str, int]:
     """The seq each auction must reach: the commands folded through the domain, in order."""
     states: dict[str, AuctionState] = {}
     now = datetime.now(UTC)
     for command in commands:
-        state = states.get(command.auction_id) or AuctionState.empty(command.auction_id)  # type: ignore[attr-defined]
-        for event in decide(state, command, now):  # type: ignore[arg-type]
+        state = states.get(command.auction_id) or AuctionState.empty(command.auction_id)
+        for event in decide(state, command, now):
             state = evolve(state, event)
         states[state.auction_id] = state
     return {aid: s.version for aid, s in states.items()}

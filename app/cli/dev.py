@@ -16,12 +16,27 @@ def dev() -> None:
 
 
 @dev.command()
-@click.option("--brokers", default=1, show_default=True, type=click.IntRange(1, 5),
-              help="Kafka nodes (KRaft combined mode, one controller quorum).")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 16),
-              help="outbid worker processes (`faust -A app worker`).")
-@click.option("--kafka-port", default=9092, show_default=True, type=click.IntRange(1024, 65000),
-              help="Client port of the first node; node i uses port+2i (and port+2i+1 for its controller).")
+@click.option(
+    "--brokers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 5),
+    help="Kafka nodes (KRaft combined mode, one controller quorum).",
+)
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    help="outbid worker processes (`faust -A app worker`).",
+)
+@click.option(
+    "--kafka-port",
+    default=9092,
+    show_default=True,
+    type=click.IntRange(1024, 65000),
+    help="Client port of the first node; node i uses port+2i (and port+2i+1 for its controller).",
+)
 @click.option("--redis-port", default=6379, show_default=True, type=click.IntRange(1024, 65535))
 def up(brokers: int, workers: int, kafka_port: int, redis_port: int) -> None:
     """Bring the stack up and wait until every part answers."""
@@ -48,7 +63,9 @@ def up(brokers: int, workers: int, kafka_port: int, redis_port: int) -> None:
 
 
 @dev.command()
-@click.option("--wipe", is_flag=True, help="Also delete the stack's data (topics, Redis data, worker state).")
+@click.option(
+    "--wipe", is_flag=True, help="Also delete the stack's data (topics, Redis data, worker state)."
+)
 def down(wipe: bool) -> None:
     """Stop every process `outbid dev up` started."""
     stopped = stack.down(get_settings(), wipe=wipe)

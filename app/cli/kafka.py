@@ -8,8 +8,11 @@ from app.devstack import tools
 
 
 @click.command(
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                      "help_option_names": []},
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+        "help_option_names": [],
+    },
     help="Run Apache Kafka's command-line TOOL with ARGS passed through unchanged "
     "(e.g. `outbid kafka kafka-console-producer --bootstrap-server 127.0.0.1:9092 --topic bid-commands`). "
     "Tools: " + ", ".join(sorted(tools.TOOLS)) + ".",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import IO
 
 import click
 import orjson
-import logging
-
 from confluent_kafka import Producer
 
 from app.domain import encode_command
@@ -19,15 +18,17 @@ from app.topics.spec import COMMANDS
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer({
-        "bootstrap.servers": bootstrap,
-        # The Java client's and Faust's partitioner: librdkafka's default (crc32) would put a key
-        # on a different partition than `kafka-console-producer` does.
-        "partitioner": "murmur2_random",
-        "enable.idempotence": True,  # a retried send never duplicates a command
-        "linger.ms": 5,
-        "logger": logging.getLogger("librdkafka"),
-    })
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            # The Java client's and Faust's partitioner: librdkafka's default (crc32) would put a key
+            # on a different partition than `kafka-console-producer` does.
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,  # a retried send never duplicates a command
+            "linger.ms": 5,
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
 
 
 def _key(line: bytes) -> bytes | None:
@@ -41,8 +42,11 @@ def _key(line: bytes) -> bytes | None:
 
 @click.command()
 @click.argument("source", type=click.File("rb"), default="-")
-@click.option("--allow-invalid", is_flag=True,
-              help="Send lines that are not valid commands too (they end in the dead-letter topic).")
+@click.option(
+    "--allow-invalid",
+    is_flag=True,
+    help="Send lines that are not valid commands too (they end in the dead-letter topic).",
+)
 def produce(source: IO[bytes], allow_invalid: bool) -> None:
     """Send JSON-lines commands from SOURCE (a file or - for stdin), each keyed by its auction_id."""
     from app.domain import decode_command  # noqa: PLC0415
@@ -69,21 +73,31 @@ def produce(source: IO[bytes], allow_invalid: bool) -> None:
         raise KafkaUnavailableError(
             f"{len(out)} command(s) not acknowledged by Kafka at {settings.kafka_bootstrap_servers} within 30s"
         )
-    click.echo(f"sent {sent} command(s) to {topic}" + (f", skipped {skipped} invalid line(s)" if skipped else ""))
+    click.echo(
+        f"sent {sent} command(s) to {topic}"
+        + (f", skipped {skipped} invalid line(s)" if skipped else "")
+    )
     if skipped:
         sys.exit(1)
 
 
 @click.command()
 @click.option("--auctions", default=50, show_default=True, type=click.IntRange(1, 1_000_000))
-@click.option("--bids", default=12, show_default=True, type=click.IntRange(0, 10_000), help="Bids per auction.")
+@click.option(
+    "--bids",
+    default=12,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    help="Bids per auction.",
+)
 @click.option("--seed", default=7, show_default=True)
-@click.option("--keyed", is_flag=True, help="Prefix each line with 'AUCTION_ID|' for kafka-console-producer parse.key.")
+@click.option(
+    "--keyed",
+    is_flag=True,
+    help="Prefix each line with 'AUCTION_ID|' for kafka-console-producer parse.key.",
+)
 def sample(auctions: int, bids: int, seed: int, keyed: bool) -> None:
     """Print a reproducible sample auction stream as JSON lines."""
     for command in sample_commands(auctions, bids, seed):
         line = encode_command(command).decode()
         click.echo(f"{command.auction_id}|{line}" if keyed else line)
-
-
-

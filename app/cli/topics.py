@@ -19,7 +19,11 @@ def _plan() -> tuple[admin.Plan, object, object]:
     settings = get_settings()
     spec = load_topics(settings.topics_file)
     client = admin.admin_client(settings.kafka_bootstrap_servers)
-    return admin.plan(spec, client, settings.kafka_bootstrap_servers, settings.topic_prefix), spec, client
+    return (
+        admin.plan(spec, client, settings.kafka_bootstrap_servers, settings.topic_prefix),
+        spec,
+        client,
+    )
 
 
 def _print(plan: admin.Plan) -> None:
@@ -34,7 +38,9 @@ def apply(dry_run: bool) -> None:
     """Create missing topics and align drifted configs (idempotent)."""
     plan, spec, client = _plan()
     if not plan.changes:
-        click.echo(f"no change: all topics match {get_settings().topics_file.name} ({plan.brokers} broker(s))")
+        click.echo(
+            f"no change: all topics match {get_settings().topics_file.name} ({plan.brokers} broker(s))"
+        )
         return
     _print(plan)
     if dry_run:

@@ -43,10 +43,20 @@ def ensure_jars(progress: bool = True) -> Path:
     mvn = require("mvn")
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    cmd = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={tmp}",
+        "-DincludeScope=runtime",
+    ]
     if progress:
-        log.warning("resolving Apache Kafka jars from Maven Central into %s (first run only)", target)
+        log.warning(
+            "resolving Apache Kafka jars from Maven Central into %s (first run only)", target
+        )
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
         raise DevStackError(

@@ -29,9 +29,14 @@ STORAGE_TOOL = "kafka.tools.StorageTool"
 LOG4J_BROKER = REPO_ROOT / "infra" / "kafka" / "log4j2-broker.properties"
 READY_TIMEOUT_S = 60.0
 # The JVM flags of upstream's kafka-server-start.sh, with a smaller, bounded heap.
-JVM_FLAGS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-             "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-             "-Djava.awt.headless=true"]
+JVM_FLAGS = [
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,9 @@ class KafkaCluster:
     @property
     def nodes(self) -> list[KafkaNode]:
         return [
-            KafkaNode(i + 1, self.port + 2 * i, self.port + 2 * i + 1, self.data_root / f"node-{i + 1}")
+            KafkaNode(
+                i + 1, self.port + 2 * i, self.port + 2 * i + 1, self.data_root / f"node-{i + 1}"
+            )
             for i in range(self.size)
         ]
 
@@ -112,13 +119,27 @@ class KafkaCluster:
         cluster_file = self.data_root / "cluster.id"
         if not cluster_file.exists():
             # KRaft cluster ids are 16 random bytes, url-safe base64 without padding.
-            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cluster_file.write_text(
+                base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            )
         cluster_id = cluster_file.read_text().strip()
         result = subprocess.run(
-            [java, "-cp", classpath, f"-Dlog4j2.configurationFile={LOG4J_BROKER}",
-             f"-Dkafka.logs.dir={node.data_dir / 'logs'}", STORAGE_TOOL, "format",
-             "-t", cluster_id, "-c", str(props)],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-cp",
+                classpath,
+                f"-Dlog4j2.configurationFile={LOG4J_BROKER}",
+                f"-Dkafka.logs.dir={node.data_dir / 'logs'}",
+                STORAGE_TOOL,
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise DevStackError(
@@ -131,8 +152,10 @@ class KafkaCluster:
     def start(self, wait: bool = True) -> None:
         java = require_java()
         for node in self.nodes:
-            for port, what in ((node.port, f"Kafka node {node.node_id}"),
-                               (node.controller_port, f"Kafka controller {node.node_id}")):
+            for port, what in (
+                (node.port, f"Kafka node {node.node_id}"),
+                (node.controller_port, f"Kafka controller {node.node_id}"),
+            ):
                 processes.require_free(port, what, "--kafka-port")
         classpath = jars.classpath()
         for node in self.nodes:
@@ -140,20 +163,32 @@ class KafkaCluster:
         if wait:
             self.wait_ready()
 
-    def start_node(self, node_id: int, classpath: str | None = None, java: str | None = None) -> None:
+    def start_node(
+        self, node_id: int, classpath: str | None = None, java: str | None = None
+    ) -> None:
         node = self.node(node_id)
         java = java or require_java()
         classpath = classpath or jars.classpath()
         props = self._prepare(node, classpath, java)
-        cmd = [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", *JVM_FLAGS,
-               f"-Dlog4j2.configurationFile={LOG4J_BROKER}",
-               f"-Dkafka.logs.dir={node.data_dir / 'logs'}",
-               "-cp", classpath, BROKER_MAIN, str(props)]
+        cmd = [
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            *JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={LOG4J_BROKER}",
+            f"-Dkafka.logs.dir={node.data_dir / 'logs'}",
+            "-cp",
+            classpath,
+            BROKER_MAIN,
+            str(props),
+        ]
         self.pids[node_id] = processes.spawn(cmd, node.log_file).pid
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until every node is in the cluster metadata (a real metadata round trip)."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": logging.getLogger("librdkafka")})
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap, "logger": logging.getLogger("librdkafka")},  # type: ignore[dict-item]
+        )
         deadline = time.monotonic() + timeout_s
         seen = 0
         while time.monotonic() < deadline:

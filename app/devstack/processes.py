@@ -52,8 +52,9 @@ def free_port_run(count: int) -> int:
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def spawn(cmd: Sequence[str], log_file: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: Sequence[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `cmd` detached from our terminal, stdout+stderr appended to `log_file`."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:

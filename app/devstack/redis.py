@@ -32,9 +32,25 @@ class RedisServer:
         server = require("redis-server")
         processes.require_free(self.port, "Redis", "--redis-port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [server, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
-               "--daemonize", "no", "--appendonly", "yes", "--save", "",
-               "--protected-mode", "yes", "--logfile", ""]
+        cmd = [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            "",
+        ]
         self.pid = processes.spawn(cmd, self.log_file).pid
         self.wait_ready()
 
@@ -42,11 +58,15 @@ class RedisServer:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.pid and not processes.alive(self.pid):
-                raise DevStackError(f"redis-server exited at start-up:\n{processes.tail(self.log_file)}")
+                raise DevStackError(
+                    f"redis-server exited at start-up:\n{processes.tail(self.log_file)}"
+                )
             if ping(self.port):
                 return
             time.sleep(0.1)
-        raise DevStackError(f"redis-server on port {self.port} did not answer PING in {READY_TIMEOUT_S:.0f}s")
+        raise DevStackError(
+            f"redis-server on port {self.port} did not answer PING in {READY_TIMEOUT_S:.0f}s"
+        )
 
     def stop(self) -> None:
         if self.pid:

@@ -30,8 +30,11 @@ class StackState:
     workers: list[dict[str, Any]] = field(default_factory=list)  # {"url", "pid", "data_dir"}
 
     def public(self) -> dict[str, Any]:
-        return {"kafka": self.kafka, "redis": self.redis,
-                "workers": [w["url"] for w in self.workers]}
+        return {
+            "kafka": self.kafka,
+            "redis": self.redis,
+            "workers": [w["url"] for w in self.workers],
+        }
 
 
 def state_file(settings: Settings) -> Path:
@@ -58,7 +61,9 @@ def external(name: str) -> str | None:
     return value or None
 
 
-def up(settings: Settings, brokers: int = 1, kafka_port: int = 9092, redis_port: int = 6379) -> StackState:
+def up(
+    settings: Settings, brokers: int = 1, kafka_port: int = 9092, redis_port: int = 6379
+) -> StackState:
     """Start what is not already given by KAFKA_BOOTSTRAP_SERVERS / REDIS_URL."""
     current = load_state(settings)
     if current and _running(current):
@@ -66,12 +71,18 @@ def up(settings: Settings, brokers: int = 1, kafka_port: int = 9092, redis_port:
         return current
     kafka_data = settings.state_dir / "kafka"
     if current and current.kafka_nodes and len(current.kafka_nodes) != brokers:
-        shutil.rmtree(kafka_data, ignore_errors=True)  # a different cluster shape needs fresh storage
+        shutil.rmtree(
+            kafka_data, ignore_errors=True
+        )  # a different cluster shape needs fresh storage
     ext_kafka = external("KAFKA_BOOTSTRAP_SERVERS")
     ext_redis = external("REDIS_URL")
-    state = StackState(kafka=ext_kafka or "", redis=ext_redis or "",
-                       kafka_external=bool(ext_kafka), redis_external=bool(ext_redis),
-                       kafka_port=kafka_port)
+    state = StackState(
+        kafka=ext_kafka or "",
+        redis=ext_redis or "",
+        kafka_external=bool(ext_kafka),
+        redis_external=bool(ext_redis),
+        kafka_port=kafka_port,
+    )
     started: list[int] = []
     try:
         if not ext_redis:
@@ -80,7 +91,9 @@ def up(settings: Settings, brokers: int = 1, kafka_port: int = 9092, redis_port:
             state.redis, state.redis_pid = redis.url, redis.pid
             started.append(redis.pid or 0)
         if not ext_kafka:
-            cluster = KafkaCluster(kafka_data, port=kafka_port, size=brokers, heap=settings.kafka_heap)
+            cluster = KafkaCluster(
+                kafka_data, port=kafka_port, size=brokers, heap=settings.kafka_heap
+            )
             try:
                 cluster.start()
             finally:
@@ -124,15 +137,27 @@ def down(settings: Settings, wipe: bool = False) -> list[str]:
 def status(settings: Settings) -> dict[str, Any]:
     state = load_state(settings)
     if state is None:
-        return {"kafka": external("KAFKA_BOOTSTRAP_SERVERS") or "", "redis": external("REDIS_URL") or "",
-                "workers": [], "running": False}
+        return {
+            "kafka": external("KAFKA_BOOTSTRAP_SERVERS") or "",
+            "redis": external("REDIS_URL") or "",
+            "workers": [],
+            "running": False,
+        }
     public = state.public()
     public["running"] = _running(state) or (state.kafka_external and state.redis_external)
     public["processes"] = {
-        **{f"kafka-{k}": {"pid": v, "alive": processes.alive(v)} for k, v in state.kafka_nodes.items()},
-        **({"redis": {"pid": state.redis_pid, "alive": processes.alive(state.redis_pid)}}
-           if state.redis_pid else {}),
-        **{f"worker-{i + 1}": {"pid": w["pid"], "alive": processes.alive(int(w["pid"]))}
-           for i, w in enumerate(state.workers)},
+        **{
+            f"kafka-{k}": {"pid": v, "alive": processes.alive(v)}
+            for k, v in state.kafka_nodes.items()
+        },
+        **(
+            {"redis": {"pid": state.redis_pid, "alive": processes.alive(state.redis_pid)}}
+            if state.redis_pid
+            else {}
+        ),
+        **{
+            f"worker-{i + 1}": {"pid": w["pid"], "alive": processes.alive(int(w["pid"]))}
+            for i, w in enumerate(state.workers)
+        },
     }
     return public

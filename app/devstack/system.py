@@ -31,12 +31,22 @@ def require(program: str, *, install: bool = True) -> str:
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         log.warning("%s not found: running `%s`", program, command)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        result = subprocess.run(["apt-get", "install", "-y", "-q", package], env=env,
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "-q", package],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:  # a stale package index is the usual cause
             subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-            result = subprocess.run(["apt-get", "install", "-y", "-q", package], env=env,
-                                    capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                ["apt-get", "install", "-y", "-q", package],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         found = shutil.which(program)
         if found:
             return found
@@ -51,7 +61,9 @@ def java_major() -> int:
     try:
         version = out.split('"')[1]
     except IndexError as exc:
-        raise DevStackError(f"could not read the Java version from `java -version`: {out!r}") from exc
+        raise DevStackError(
+            f"could not read the Java version from `java -version`: {out!r}"
+        ) from exc
     major = version.split(".")[0]
     return int(major) if major.isdigit() else 0
 
@@ -65,5 +77,7 @@ def require_java(minimum: int = 17) -> str:
             "install it with: sudo apt-get install -y openjdk-17-jre-headless"
         ) from exc
     if java_major() < minimum:
-        raise DevStackError(f"Kafka 4 needs Java {minimum}+, but `java -version` is older; install openjdk-17")
+        raise DevStackError(
+            f"Kafka 4 needs Java {minimum}+, but `java -version` is older; install openjdk-17"
+        )
     return java

@@ -39,11 +39,18 @@ def tool_command(tool: str, args: Sequence[str]) -> list[str]:
         known = ", ".join(sorted(TOOLS))
         raise DevStackError(f"unknown Kafka tool {tool!r}; known tools: {known}")
     java = require_java()
-    return [java, "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J_TOOLS}",
-            "-cp", jars.classpath(), TOOLS[name], *args]
+    return [
+        java,
+        "-Xmx256m",
+        f"-Dlog4j2.configurationFile={LOG4J_TOOLS}",
+        "-cp",
+        jars.classpath(),
+        TOOLS[name],
+        *args,
+    ]
 
 
 def exec_tool(tool: str, args: Sequence[str]) -> None:
     """Replace this process with the tool: stdin, stdout, signals and exit code pass straight through."""
     cmd = tool_command(tool, args)
-    os.execv(cmd[0], cmd)
+    os.execv(cmd[0], cmd)  # noqa: S606 - replacing ourselves with the tool is the point

@@ -39,8 +39,20 @@ class WorkerSpec:
 
     def command(self) -> list[str]:
         faust = str(Path(sys.executable).with_name("faust"))
-        return [faust, "-A", "app", "--datadir", str(self.data_dir / "data"), "worker", "-l", "info",
-                "--web-port", str(self.port), "--web-host", self.host]
+        return [
+            faust,
+            "-A",
+            "app",
+            "--datadir",
+            str(self.data_dir / "data"),
+            "worker",
+            "-l",
+            "info",
+            "--web-port",
+            str(self.port),
+            "--web-host",
+            self.host,
+        ]
 
 
 def start(spec: WorkerSpec, env: dict[str, str]) -> int:
@@ -62,14 +74,18 @@ def get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
         return 0, {}
 
 
-def wait_ready(specs: list[WorkerSpec], pids: list[int], timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_ready(
+    specs: list[WorkerSpec], pids: list[int], timeout_s: float = READY_TIMEOUT_S
+) -> None:
     """Until every worker's /readyz says ready at the same moment (no rebalance in flight)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for spec, pid in zip(specs, pids, strict=True):
             if not processes.alive(pid):
-                raise DevStackError(f"worker {spec.index} exited; last lines of {spec.log_file}:\n"
-                                    f"{processes.tail(spec.log_file, 30)}")
+                raise DevStackError(
+                    f"worker {spec.index} exited; last lines of {spec.log_file}:\n"
+                    f"{processes.tail(spec.log_file, 30)}"
+                )
         if all(get_json(f"{s.url}/readyz")[0] == 200 for s in specs):
             return
         time.sleep(0.5)
@@ -98,10 +114,19 @@ def ensure(settings: Settings, state: StackState, count: int) -> StackState:
         pids.append(start(spec, worker_env(state)))
         specs.append(spec)
         used.add(port)
-        state.workers = [*running, *[
-            {"index": s.index, "port": s.port, "url": s.url, "pid": p, "data_dir": str(s.data_dir)}
-            for s, p in zip(specs[len(running):], pids[len(running):], strict=True)
-        ]]
+        state.workers = [
+            *running,
+            *[
+                {
+                    "index": s.index,
+                    "port": s.port,
+                    "url": s.url,
+                    "pid": p,
+                    "data_dir": str(s.data_dir),
+                }
+                for s, p in zip(specs[len(running) :], pids[len(running) :], strict=True)
+            ],
+        ]
         save_state(settings, state)
     wait_ready(specs, pids)
     return state

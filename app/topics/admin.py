@@ -9,7 +9,9 @@ replication factor) and says what to do instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -51,7 +53,7 @@ class Plan:
 
 def admin_client(bootstrap: str) -> AdminClient:
     # librdkafka logs every refused connection to stderr; route it through logging instead.
-    return AdminClient({"bootstrap.servers": bootstrap, "logger": logging.getLogger("librdkafka")})
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": logging.getLogger("librdkafka")})  # type: ignore[dict-item]
 
 
 def cluster_size(admin: AdminClient, bootstrap: str) -> int:
@@ -74,8 +76,9 @@ def plan(spec: TopicsSpec, admin: AdminClient, bootstrap: str, prefix: str = "")
     live_configs = _describe_configs(admin, [t.name for t in existing])
     for topic in wanted:
         if topic.name not in live:
-            detail = f"partitions={topic.partitions} replication_factor={topic.replication_factor} " + " ".join(
-                f"{k}={v}" for k, v in sorted(topic.configs.items())
+            detail = (
+                f"partitions={topic.partitions} replication_factor={topic.replication_factor} "
+                + " ".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
             )
             result.changes.append(Change(topic.name, "create", detail))
             continue
@@ -84,7 +87,9 @@ def plan(spec: TopicsSpec, admin: AdminClient, bootstrap: str, prefix: str = "")
         for name, value in sorted(topic.configs.items()):
             current = live_configs[topic.name].get(name)
             if current != value:
-                result.changes.append(Change(topic.name, "alter-config", f"{name}: {current} -> {value}"))
+                result.changes.append(
+                    Change(topic.name, "alter-config", f"{name}: {current} -> {value}")
+                )
     return result
 
 
@@ -143,13 +148,19 @@ def apply(plan_: Plan, spec: TopicsSpec, admin: AdminClient, prefix: str = "") -
     """Carry out a plan; refuses (raising TopicsDriftError) before touching anything if any change is refused."""
     if plan_.refused:
         raise TopicsDriftError(
-            "refusing to apply topics.yaml:\n" + "\n".join(f"  {c.topic}: {c.detail}" for c in plan_.refused)
+            "refusing to apply topics.yaml:\n"
+            + "\n".join(f"  {c.topic}: {c.detail}" for c in plan_.refused)
         )
     wanted = {t.name: t for t in spec.resolve(plan_.brokers, prefix)}
     creates = [wanted[c.topic] for c in plan_.changes if c.action == "create"]
     if creates:
         new = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.configs)
+            NewTopic(
+                t.name,
+                num_partitions=t.partitions,
+                replication_factor=t.replication_factor,
+                config=t.configs,
+            )
             for t in creates
         ]
         _wait(admin.create_topics(new, request_timeout=TIMEOUT_S))
@@ -160,8 +171,11 @@ def apply(plan_: Plan, spec: TopicsSpec, admin: AdminClient, prefix: str = "") -
     for change in plan_.changes:
         if change.action == "alter-config":
             name = change.detail.split(":", 1)[0]
-            entry = ConfigEntry(name, wanted[change.topic].configs[name],
-                                incremental_operation=AlterConfigOpType.SET)
+            entry = ConfigEntry(
+                name,
+                wanted[change.topic].configs[name],
+                incremental_operation=AlterConfigOpType.SET,
+            )
             alter.setdefault(change.topic, []).append(entry)
     if alter:
         resources = [
@@ -171,9 +185,9 @@ def apply(plan_: Plan, spec: TopicsSpec, admin: AdminClient, prefix: str = "") -
         _wait(admin.incremental_alter_configs(resources))
 
 
-def _wait(futures: dict[object, object]) -> None:
+def _wait(futures: Mapping[Any, Any]) -> None:
     for key, future in futures.items():
         try:
-            future.result(timeout=TIMEOUT_S)  # type: ignore[attr-defined]
+            future.result(timeout=TIMEOUT_S)
         except KafkaException as exc:
             raise TopicsDriftError(f"{key}: Kafka refused the change: {exc.args[0]}") from exc

@@ -129,10 +129,9 @@ class TopicsSpec:
             rf_decl = decl.replication_factor or self.file.defaults.replication_factor
             rf = min(3, brokers) if rf_decl == "auto" else rf_decl
             configs = {}
-            for name, value in {**self.file.defaults.configs, **decl.configs}.items():
-                if value == "auto" and name == "min.insync.replicas":
-                    value = 2 if rf >= 3 else 1
-                configs[name] = _config_str(value)
+            for name, declared in {**self.file.defaults.configs, **decl.configs}.items():
+                auto_isr = declared == "auto" and name == "min.insync.replicas"
+                configs[name] = _config_str((2 if rf >= 3 else 1) if auto_isr else declared)
             resolved.append(
                 ResolvedTopic(
                     key=key,
@@ -165,7 +164,9 @@ def load_topics(path: Path) -> TopicsSpec:
     try:
         return TopicsSpec(path=path, file=TopicsFile.model_validate(raw))
     except ValidationError as exc:
-        raise TopicsFileError(f"{path}: " + "; ".join(_describe(err) for err in exc.errors())) from exc
+        raise TopicsFileError(
+            f"{path}: " + "; ".join(_describe(err) for err in exc.errors())
+        ) from exc
 
 
 def _describe(err: ErrorDetails) -> str:

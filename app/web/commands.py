@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-
 import faust
 import orjson
 from faust.web import Request, Response, View
@@ -22,21 +21,35 @@ from app.topology import Topology
 MAX_BODY = 64 * 1024
 
 
-async def _submit(view: View, request: Request, topology: Topology, command_type: str,
-                  auction_id: str | None = None) -> Response:
+async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wrong
+    view: View,
+    request: Request,
+    topology: Topology,
+    command_type: str,
+    auction_id: str | None = None,
+) -> Response:
     body = await view.read_request_content(request)
     if len(body) > MAX_BODY:
         return view.json({"error": f"body larger than {MAX_BODY} bytes"}, status=413)
     try:
         fields = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
-        return view.json({"error": f"body is not valid JSON: {exc}", "reason": "malformed_json"}, status=400)
+        return view.json(
+            {"error": f"body is not valid JSON: {exc}", "reason": "malformed_json"}, status=400
+        )
     if not isinstance(fields, dict):
-        return view.json({"error": "body must be a JSON object", "reason": "not_an_object"}, status=400)
+        return view.json(
+            {"error": "body must be a JSON object", "reason": "not_an_object"}, status=400
+        )
     if auction_id is not None:
         if fields.get("auction_id", auction_id) != auction_id:
-            return view.json({"error": "auction_id in the body differs from the one in the URL",
-                              "reason": "invalid_id"}, status=400)
+            return view.json(
+                {
+                    "error": "auction_id in the body differs from the one in the URL",
+                    "reason": "invalid_id",
+                },
+                status=400,
+            )
         fields["auction_id"] = auction_id
     fields["type"] = command_type
     fields.setdefault("command_id", str(uuid.uuid4()))
@@ -44,29 +57,40 @@ async def _submit(view: View, request: Request, topology: Topology, command_type
     try:
         command = decode_command(orjson.dumps(fields))
     except InvalidMessage as exc:
-        return view.json({"error": exc.message, "reason": str(exc.reason), "field": exc.field}, status=400)
+        return view.json(
+            {"error": exc.message, "reason": str(exc.reason), "field": exc.field}, status=400
+        )
     except TypeError as exc:  # orjson cannot encode it (e.g. integers beyond 64 bits)
-        return view.json({"error": f"body cannot be encoded: {exc}", "reason": "wrong_type"}, status=400)
-    pending = await topology.commands.send(key=command.auction_id.encode(), value=encode_command(command))
+        return view.json(
+            {"error": f"body cannot be encoded: {exc}", "reason": "wrong_type"}, status=400
+        )
+    pending = await topology.commands.send(
+        key=command.auction_id.encode(), value=encode_command(command)
+    )
     metadata = await pending
-    return view.json({"command_id": command.command_id, "auction_id": command.auction_id,
-                      "partition": metadata.partition, "offset": metadata.offset}, status=202)
+    return view.json(
+        {
+            "command_id": command.command_id,
+            "auction_id": command.auction_id,
+            "partition": metadata.partition,
+            "offset": metadata.offset,
+        },
+        status=202,
+    )
 
 
 def register(app: faust.App, topology: Topology) -> None:
     @app.page("/auctions")
-    class OpenAuctionView(View):  # type: ignore[misc]
+    class OpenAuctionView(View):
         async def post(self, request: Request) -> Response:
             return await _submit(self, request, topology, "OpenAuction")
 
     @app.page("/auctions/{auction_id}/bids")
-    class PlaceBidView(View):  # type: ignore[misc]
+    class PlaceBidView(View):
         async def post(self, request: Request, auction_id: str) -> Response:
             return await _submit(self, request, topology, "PlaceBid", auction_id)
 
     @app.page("/auctions/{auction_id}/close")
-    class CloseAuctionView(View):  # type: ignore[misc]
+    class CloseAuctionView(View):
         async def post(self, request: Request, auction_id: str) -> Response:
             return await _submit(self, request, topology, "CloseAuction", auction_id)
-
-

@@ -18,16 +18,17 @@ def ready(app: faust.App) -> tuple[bool, str]:
 
 def register(app: faust.App) -> None:
     @app.page("/healthz")
-    class Health(View):  # type: ignore[misc]
+    class Health(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
     @app.page("/readyz")
-    class Ready(View):  # type: ignore[misc]
+    class Ready(View):
         async def get(self, request: Request) -> Response:
             ok, why = ready(app)
             assigned: dict[str, list[int]] = {}
             for tp in sorted(app.consumer.assignment()) if ok else []:
                 assigned.setdefault(tp.topic, []).append(tp.partition)
-            return self.json({"ready": ok, "reason": why, "assigned": assigned},
-                             status=200 if ok else 503)
+            return self.json(
+                {"ready": ok, "reason": why, "assigned": assigned}, status=200 if ok else 503
+            )

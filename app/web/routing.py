@@ -14,5 +14,6 @@ import faust
 
 
 async def ensure_route_metadata(app: faust.App, table: Any) -> None:
-    producer = app.producer._ensure_producer()  # the aiokafka producer behind faust's
+    faust_producer: Any = app.producer
+    producer = faust_producer._ensure_producer()  # the aiokafka producer behind faust's
     await producer.partitions_for(table.changelog_topic.get_topic_name())

@@ -33,7 +33,9 @@ class Pipeline:
     def start(self, count: int) -> None:
         for _ in range(count):
             index = len(self.specs) + 1
-            spec = worker_procs.WorkerSpec(index, processes.free_port(), self.root / f"worker-{index}")
+            spec = worker_procs.WorkerSpec(
+                index, processes.free_port(), self.root / f"worker-{index}"
+            )
             self.specs.append(spec)
             self.pids[index] = worker_procs.start(spec, self.env)
         self.wait_ready()
@@ -62,7 +64,9 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(servers: Servers, outbid_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(
+    servers: Servers, outbid_env: dict[str, str], prefix: str, tmp_path: Path
+) -> Iterator[Pipeline]:
     applied = run_outbid("topics", "apply", env=outbid_env)
     assert applied.returncode == 0, applied.stderr
     line = Pipeline(outbid_env, prefix, tmp_path / "workers")
@@ -75,14 +79,19 @@ def pipeline(servers: Servers, outbid_env: dict[str, str], prefix: str, tmp_path
                 print(f"--- {spec.log_file} (tail)\n{processes.tail(spec.log_file, 15)}")
 
 
-def read_all(bootstrap: str, topic: str, *, committed_only: bool = True
-             ) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int, int]]:
+def read_all(
+    bootstrap: str, topic: str, *, committed_only: bool = True
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int, int]]:
     """Every record of `topic` up to its current end offsets (read_committed by default)."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed" if committed_only else "read_uncommitted",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
@@ -100,14 +109,19 @@ def read_all(bootstrap: str, topic: str, *, committed_only: bool = True
         while len(done) < len(ends) and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None:
-                for p, end in ends.items():  # transaction markers take offsets but are never delivered
+                for (
+                    p,
+                    end,
+                ) in ends.items():  # transaction markers take offsets but are never delivered
                     position = consumer.position([TopicPartition(topic, p)])[0].offset
                     if position >= end:
                         done.add(p)
                 continue
             if msg.error():
                 continue
-            out.append((msg.key(), msg.value(), list(msg.headers() or []), msg.partition(), msg.offset()))
+            out.append(
+                (msg.key(), msg.value(), list(msg.headers() or []), msg.partition(), msg.offset())
+            )
             if msg.offset() >= ends[msg.partition()] - 1:
                 done.add(msg.partition())
         return out

@@ -21,10 +21,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 GARBAGE = [
     (b"this is not json", "malformed_json"),
     (b'{"type":"PlaceBid","auction_id":"A-1"}', "missing_field"),
-    (b'{"type":"Teleport","auction_id":"A-2","command_id":"g-3","issued_at":"2026-01-01T00:00:00Z"}',
-     "unknown_command_type"),
-    (b'{"type":"PlaceBid","command_id":"g-4","issued_at":"2026-01-01T00:00:00Z","auction_id":"A-3",'
-     b'"bidder_id":"b","amount":-5,"currency":"EUR"}', "amount_out_of_range"),
+    (
+        b'{"type":"Teleport","auction_id":"A-2","command_id":"g-3","issued_at":"2026-01-01T00:00:00Z"}',
+        "unknown_command_type",
+    ),
+    (
+        b'{"type":"PlaceBid","command_id":"g-4","issued_at":"2026-01-01T00:00:00Z","auction_id":"A-3",'
+        b'"bidder_id":"b","amount":-5,"currency":"EUR"}',
+        "amount_out_of_range",
+    ),
 ]
 NOT_UTF8 = (b"\xff\xfe\xfa not utf-8", "not_utf8")
 
@@ -39,14 +44,19 @@ def expected_views(commands: list[Command]) -> dict[str, dict[str, object]]:
             state = evolve(state, event)
         states[command.auction_id] = state
     return {
-        aid: {"status": s.status.value, "highest_bid": s.highest_bid, "highest_bidder": s.highest_bidder,
-              "seq": s.version}
+        aid: {
+            "status": s.status.value,
+            "highest_bid": s.highest_bid,
+            "highest_bidder": s.highest_bidder,
+            "seq": s.version,
+        }
         for aid, s in states.items()
     }
 
 
-def read_at_least(line: Pipeline, topic: str, count: int, timeout_s: float = 30) -> list[
-        tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int, int]]:
+def read_at_least(
+    line: Pipeline, topic: str, count: int, timeout_s: float = 30
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int, int]]:
     """The committed records of `topic`, once there are `count` (transactions commit every second)."""
     deadline = time.monotonic() + timeout_s
     records = read_all(line.bootstrap, line.topic(topic))
@@ -57,8 +67,14 @@ def read_at_least(line: Pipeline, topic: str, count: int, timeout_s: float = 30)
 
 
 def console_produce(line: Pipeline, payload: bytes, *keyed: str) -> None:
-    args = ["kafka", "kafka-console-producer", "--bootstrap-server", line.bootstrap,
-            "--topic", line.topic("bid-commands")]
+    args = [
+        "kafka",
+        "kafka-console-producer",
+        "--bootstrap-server",
+        line.bootstrap,
+        "--topic",
+        line.topic("bid-commands"),
+    ]
     if keyed:
         args += ["--property", "parse.key=true", "--property", "key.separator=|"]
     done = run_outbid(*args, env=line.env, input=payload.decode("utf-8", "surrogateescape"))
@@ -68,14 +84,29 @@ def console_produce(line: Pipeline, payload: bytes, *keyed: str) -> None:
 def kcat_produce(line: Pipeline, payload: bytes, *extra: str) -> None:
     kcat = shutil.which("kcat")
     assert kcat, "kcat must be installed (the Makefile's setup installs it)"
-    done = subprocess.run([kcat, "-P", "-b", line.bootstrap, "-t", line.topic("bid-commands"),
-                           "-X", "partitioner=murmur2_random", *extra],
-                          input=payload, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            kcat,
+            "-P",
+            "-b",
+            line.bootstrap,
+            "-t",
+            line.topic("bid-commands"),
+            "-X",
+            "partitioner=murmur2_random",
+            *extra,
+        ],
+        input=payload,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
-def wait_until_views_match(urls: list[str], expected: dict[str, dict[str, object]],
-                           timeout_s: float = 120) -> None:
+def wait_until_views_match(
+    urls: list[str], expected: dict[str, dict[str, object]], timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     mismatches: list[str] = []
     while time.monotonic() < deadline:
@@ -89,10 +120,14 @@ def wait_until_views_match(urls: list[str], expected: dict[str, dict[str, object
         if not mismatches:
             return
         time.sleep(1)
-    pytest.fail(f"{len(mismatches)} view(s) never matched the reference fold, e.g. {mismatches[:5]}")
+    pytest.fail(
+        f"{len(mismatches)} view(s) never matched the reference fold, e.g. {mismatches[:5]}"
+    )
 
 
-def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(pipeline: Pipeline) -> None:
+def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(
+    pipeline: Pipeline,
+) -> None:
     pipeline.start(2)
     commands = list(sample_commands(auctions=60, bids_per_auction=8, seed=11))
     by_auction: dict[int, list[Command]] = defaultdict(list)
@@ -101,8 +136,10 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(pipe
 
     def lines(numbers: range, keyed: bool) -> bytes:
         picked = [c for c in commands if int(c.auction_id.split("-")[1]) in numbers]
-        return b"".join((c.auction_id.encode() + b"|" if keyed else b"") + encode_command(c) + b"\n"
-                        for c in picked)
+        return b"".join(
+            (c.auction_id.encode() + b"|" if keyed else b"") + encode_command(c) + b"\n"
+            for c in picked
+        )
 
     # 1-25: kafka-console-producer with keys; 26-45: kcat with keys (murmur2, like Java);
     # 46-60: kcat without keys, all onto partition 0, so the workers must re-route them by auction id.
@@ -117,7 +154,10 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(pipe
     assert len(expected) == 60
     wait_until_views_match(pipeline.urls(), expected)
 
-    events = [decode_event(value) for _, value, _, _, _ in read_all(pipeline.bootstrap, pipeline.topic("auction-events"))]
+    events = [
+        decode_event(value)
+        for _, value, _, _, _ in read_all(pipeline.bootstrap, pipeline.topic("auction-events"))
+    ]
     decisions = Counter(e.command_id for e in events)
     assert set(decisions) == {c.command_id for c in commands}
     assert set(decisions.values()) == {1}, "a command was decided more than once"
@@ -128,7 +168,9 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(pipe
     assert all(s == list(range(1, len(s) + 1)) for s in seqs.values())
 
     dead = read_at_least(pipeline, "bid-commands-dlq", len(GARBAGE) + 1)
-    got = sorted((value, dict(headers)["outbid.reason"].decode()) for _, value, headers, _, _ in dead)
+    got = sorted(
+        (value, dict(headers)["outbid.reason"].decode()) for _, value, headers, _, _ in dead
+    )
     assert got == sorted([*GARBAGE, NOT_UTF8])
     for _, _, headers, _, _ in dead:
         names = dict(headers)
@@ -139,14 +181,21 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(pipe
     pipeline.stop_worker(2)
     pipeline.wait_ready()
     wait_until_views_match(pipeline.urls(), expected)
-    extra = [c for c in sample_commands(auctions=10, bids_per_auction=2, seed=12, prefix="R")]
-    done = run_outbid("produce", "-", env=pipeline.env, input="".join(encode_command(c).decode() + "\n" for c in extra))
+    extra = list(sample_commands(auctions=10, bids_per_auction=2, seed=12, prefix="R"))
+    done = run_outbid(
+        "produce",
+        "-",
+        env=pipeline.env,
+        input="".join(encode_command(c).decode() + "\n" for c in extra),
+    )
     assert done.returncode == 0, done.stderr
     pipeline.restart_worker(2)
     wait_until_views_match(pipeline.urls(), {**expected, **expected_views(extra)})
 
 
-def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(pipeline: Pipeline) -> None:
+def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(
+    pipeline: Pipeline,
+) -> None:
     pipeline.start(1)
     url = pipeline.urls()[0]
     import urllib.request  # noqa: PLC0415
@@ -154,7 +203,7 @@ def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(pip
     def post(path: str, body: bytes) -> tuple[int, dict[str, object]]:
         request = urllib.request.Request(f"{url}{path}", data=body, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as response:
                 import json  # noqa: PLC0415
 
                 return response.status, json.loads(response.read())
@@ -163,17 +212,25 @@ def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(pip
 
             return exc.code, json.loads(exc.read())
 
-    status, opened = post("/auctions", b'{"auction_id":"H-1","seller_id":"s","starting_price":100,'
-                                       b'"min_increment":10,"currency":"EUR","closes_at":"2030-01-01T00:00:00Z"}')
+    status, opened = post(
+        "/auctions",
+        b'{"auction_id":"H-1","seller_id":"s","starting_price":100,'
+        b'"min_increment":10,"currency":"EUR","closes_at":"2030-01-01T00:00:00Z"}',
+    )
     assert status == 202
     assert {"command_id", "partition", "offset"} <= set(opened)
-    status, bid = post("/auctions/H-1/bids", b'{"bidder_id":"b1","amount":150,"currency":"EUR"}')
+    status, _bid = post("/auctions/H-1/bids", b'{"bidder_id":"b1","amount":150,"currency":"EUR"}')
     assert status == 202
-    for body, reason in [(b"{", "malformed_json"), (b"[]", "not_an_object"),
-                         (b'{"bidder_id":"b1","amount":"x","currency":"EUR"}', "wrong_type")]:
+    for body, reason in [
+        (b"{", "malformed_json"),
+        (b"[]", "not_an_object"),
+        (b'{"bidder_id":"b1","amount":"x","currency":"EUR"}', "wrong_type"),
+    ]:
         status, answer = post("/auctions/H-1/bids", body)
         assert (status, answer["reason"]) == (400, reason)
-    wait_until_views_match([url], {"H-1": {"status": "open", "highest_bid": 150, "highest_bidder": "b1", "seq": 2}})
+    wait_until_views_match(
+        [url], {"H-1": {"status": "open", "highest_bid": 150, "highest_bidder": "b1", "seq": 2}}
+    )
     status, answer = get_json(f"{url}/auctions/nope-404")
     assert status == 404
     status, answer = get_json(f"{url}/auctions/bad%20id")

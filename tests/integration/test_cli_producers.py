@@ -14,9 +14,17 @@ from tests.conftest import run_outbid
 pytestmark = pytest.mark.integration
 
 
-def _consume(bootstrap: str, topic: str, count: int, timeout_s: float = 30) -> list[tuple[bytes, bytes, int]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+def _consume(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+) -> list[tuple[bytes, bytes, int]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"g-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     got: list[tuple[bytes, bytes, int]] = []
     import time  # noqa: PLC0415
@@ -40,13 +48,24 @@ def topics_applied(outbid_env: dict[str, str]) -> dict[str, str]:
     return outbid_env
 
 
-def test_console_producer_round_trip_keeps_keys_and_values(topics_applied: dict[str, str], prefix: str) -> None:
+def test_console_producer_round_trip_keeps_keys_and_values(
+    topics_applied: dict[str, str], prefix: str
+) -> None:
     bootstrap = topics_applied["KAFKA_BOOTSTRAP_SERVERS"]
     lines = [f'A-{i}|{{"type":"PlaceBid","auction_id":"A-{i}","n":{i}}}' for i in range(20)]
     produced = run_outbid(
-        "kafka", "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", f"{prefix}bid-commands",
-        "--property", "parse.key=true", "--property", "key.separator=|",
-        env=topics_applied, input="\n".join(lines) + "\n",
+        "kafka",
+        "kafka-console-producer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        f"{prefix}bid-commands",
+        "--property",
+        "parse.key=true",
+        "--property",
+        "key.separator=|",
+        env=topics_applied,
+        input="\n".join(lines) + "\n",
     )
     assert produced.returncode == 0, produced.stderr
     got = _consume(bootstrap, f"{prefix}bid-commands", 20)
@@ -64,14 +83,33 @@ def test_kcat_with_murmur2_lands_keys_on_the_same_partition_as_the_java_producer
     topic = f"{prefix}bid-commands"
     keys = [f"A-{i}" for i in range(30)]
     java_lines = "".join(f"{k}|java\n" for k in keys)
-    assert run_outbid(
-        "kafka", "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,
-        "--property", "parse.key=true", "--property", "key.separator=|", env=topics_applied, input=java_lines,
-    ).returncode == 0
+    assert (
+        run_outbid(
+            "kafka",
+            "kafka-console-producer",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=|",
+            env=topics_applied,
+            input=java_lines,
+        ).returncode
+        == 0
+    )
     # The documented kcat line: murmur2_random is the Java client's partitioner.
     kcat_lines = "".join(f"{k}|kcat\n" for k in keys)
-    done = subprocess.run([kcat, "-P", "-b", bootstrap, "-t", topic, "-K", "|", "-X", "partitioner=murmur2_random"],
-                          input=kcat_lines, text=True, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [kcat, "-P", "-b", bootstrap, "-t", topic, "-K", "|", "-X", "partitioner=murmur2_random"],
+        input=kcat_lines,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     got = _consume(bootstrap, topic, 60)
     assert len(got) == 60

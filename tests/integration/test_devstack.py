@@ -30,7 +30,9 @@ def _own_stack_env(tmp_path: Path) -> dict[str, str]:
 def test_dev_up_starts_kafka_and_redis_and_dev_down_leaves_no_process(tmp_path: Path) -> None:
     env = _own_stack_env(tmp_path)
     kafka_port, redis_port = processes.free_port_run(2), processes.free_port()
-    up = run_outbid("dev", "up", "--kafka-port", str(kafka_port), "--redis-port", str(redis_port), env=env)
+    up = run_outbid(
+        "dev", "up", "--kafka-port", str(kafka_port), "--redis-port", str(redis_port), env=env
+    )
     assert up.returncode == 0, up.stderr
     try:
         status = json.loads(run_outbid("dev", "status", "--json", env=env).stdout)
@@ -40,7 +42,9 @@ def test_dev_up_starts_kafka_and_redis_and_dev_down_leaves_no_process(tmp_path: 
         pids = [p["pid"] for p in status["processes"].values()]
         assert len(pids) == 2
         assert all(processes.alive(pid) for pid in pids)
-        brokers = AdminClient({"bootstrap.servers": status["kafka"]}).list_topics(timeout=10).brokers
+        brokers = (
+            AdminClient({"bootstrap.servers": status["kafka"]}).list_topics(timeout=10).brokers
+        )
         assert len(brokers) == 1
     finally:
         down = run_outbid("dev", "down", env=env)
@@ -68,15 +72,24 @@ def test_dev_up_on_a_busy_port_says_so_without_a_traceback(tmp_path: Path) -> No
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        up = run_outbid("dev", "up", "--redis-port", str(port), "--kafka-port", str(processes.free_port_run(2)),
-                        env=env)
+        up = run_outbid(
+            "dev",
+            "up",
+            "--redis-port",
+            str(port),
+            "--kafka-port",
+            str(processes.free_port_run(2)),
+            env=env,
+        )
     assert up.returncode == 2
     assert f"port {port} (for Redis) is already in use" in up.stderr
     assert "Traceback" not in up.stderr
 
 
 @pytest.mark.slow
-def test_three_node_cluster_gives_a_replication_factor_3_topic_three_in_sync_replicas(tmp_path: Path) -> None:
+def test_three_node_cluster_gives_a_replication_factor_3_topic_three_in_sync_replicas(
+    tmp_path: Path,
+) -> None:
     cluster = KafkaCluster(tmp_path / "kafka", port=processes.free_port_run(6), size=3)
     try:
         cluster.start()
@@ -88,10 +101,15 @@ def test_three_node_cluster_gives_a_replication_factor_3_topic_three_in_sync_rep
         deadline = time.monotonic() + 30
         while True:  # new topics reach every broker's metadata cache shortly after creation
             events = client.list_topics(timeout=10).topics.get("rf3.auction-events")
-            if (events is not None and len(events.partitions) == 8
-                    and all(len(p.isrs) == 3 for p in events.partitions.values())):
+            if (
+                events is not None
+                and len(events.partitions) == 8
+                and all(len(p.isrs) == 3 for p in events.partitions.values())
+            ):
                 break
-            assert time.monotonic() < deadline, f"ISRs never reached 3: {events and events.partitions}"
+            assert time.monotonic() < deadline, (
+                f"ISRs never reached 3: {events and events.partitions}"
+            )
             time.sleep(0.5)
         for partition in events.partitions.values():
             assert sorted(partition.replicas) == [1, 2, 3]

@@ -35,7 +35,9 @@ def test_topics_yaml_that_is_not_yaml_says_so(tmp_path: Path) -> None:
 
 
 def test_unreachable_bootstrap_server_tells_how_to_fix_it(tmp_path: Path) -> None:
-    result = run_outbid("topics", "check", env=_env(tmp_path, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), timeout=60)
+    result = run_outbid(
+        "topics", "check", env=_env(tmp_path, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), timeout=60
+    )
     assert result.returncode == 2
     assert "Kafka at 127.0.0.1:1 did not answer" in result.stderr
     assert "outbid dev up" in result.stderr
@@ -64,7 +66,11 @@ def test_missing_java_is_reported_with_the_install_command(tmp_path: Path) -> No
 
 
 def test_missing_maven_is_reported_with_the_install_command(tmp_path: Path) -> None:
-    env = _env(tmp_path, PATH=_path_without(tmp_path, "mvn", "apt-get"), OUTBID_CACHE_DIR=str(tmp_path / "cache"))
+    env = _env(
+        tmp_path,
+        PATH=_path_without(tmp_path, "mvn", "apt-get"),
+        OUTBID_CACHE_DIR=str(tmp_path / "cache"),
+    )
     result = run_outbid("kafka", "kafka-topics", "--version", env=env)
     assert result.returncode == 2
     assert "mvn is not installed" in result.stderr

@@ -11,7 +11,9 @@ from tests.conftest import run_outbid
 pytestmark = pytest.mark.integration
 
 
-def test_apply_creates_every_topic_and_a_second_run_changes_nothing(outbid_env: dict[str, str], prefix: str) -> None:
+def test_apply_creates_every_topic_and_a_second_run_changes_nothing(
+    outbid_env: dict[str, str], prefix: str
+) -> None:
     first = run_outbid("topics", "apply", env=outbid_env)
     assert first.returncode == 0, first.stderr
     assert [line.split()[0] for line in first.stdout.splitlines()[:-1]] == ["create"] * 6
@@ -36,13 +38,25 @@ def test_check_reports_drift_made_with_kafka_configs_and_apply_repairs_it(
     assert run_outbid("topics", "check", env=outbid_env).returncode == 0
     bootstrap = outbid_env["KAFKA_BOOTSTRAP_SERVERS"]
     alter = run_outbid(
-        "kafka", "kafka-configs", "--bootstrap-server", bootstrap, "--alter", "--entity-type", "topics",
-        "--entity-name", f"{prefix}bid-commands", "--add-config", "retention.ms=1000", env=outbid_env,
+        "kafka",
+        "kafka-configs",
+        "--bootstrap-server",
+        bootstrap,
+        "--alter",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        f"{prefix}bid-commands",
+        "--add-config",
+        "retention.ms=1000",
+        env=outbid_env,
     )
     assert alter.returncode == 0, alter.stderr
     drift = run_outbid("topics", "check", env=outbid_env)
     assert drift.returncode == 1
-    assert re.search(rf"{re.escape(prefix)}bid-commands\s+retention.ms: 1000 -> 604800000", drift.stdout), drift.stdout
+    assert re.search(
+        rf"{re.escape(prefix)}bid-commands\s+retention.ms: 1000 -> 604800000", drift.stdout
+    ), drift.stdout
     repaired = run_outbid("topics", "apply", env=outbid_env)
     assert repaired.returncode == 0, repaired.stderr
     assert "applied 1 change(s)" in repaired.stdout
@@ -60,14 +74,30 @@ def test_compacted_topics_are_compacted_as_kafka_configs_describes_them(
         ("auction-events", "delete"),
     ]:
         described = run_outbid(
-            "kafka", "kafka-configs", "--bootstrap-server", outbid_env["KAFKA_BOOTSTRAP_SERVERS"],
-            "--describe", "--entity-type", "topics", "--entity-name", f"{prefix}{topic}", env=outbid_env,
+            "kafka",
+            "kafka-configs",
+            "--bootstrap-server",
+            outbid_env["KAFKA_BOOTSTRAP_SERVERS"],
+            "--describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            f"{prefix}{topic}",
+            env=outbid_env,
         )
         assert described.returncode == 0, described.stderr
         assert f"cleanup.policy={policy}" in described.stdout, described.stdout
     events = run_outbid(
-        "kafka", "kafka-configs", "--bootstrap-server", outbid_env["KAFKA_BOOTSTRAP_SERVERS"],
-        "--describe", "--entity-type", "topics", "--entity-name", f"{prefix}auction-events", env=outbid_env,
+        "kafka",
+        "kafka-configs",
+        "--bootstrap-server",
+        outbid_env["KAFKA_BOOTSTRAP_SERVERS"],
+        "--describe",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        f"{prefix}auction-events",
+        env=outbid_env,
     )
     assert "retention.ms=-1" in events.stdout
 

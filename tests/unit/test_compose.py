@@ -46,4 +46,6 @@ def test_kafka_listeners_agree_with_the_bootstrap_address() -> None:
     bootstrap = OUR_SERVICES["worker1"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]
     assert f"PLAINTEXT://{bootstrap}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
     host_ports = {p.split(":")[0] for p in COMPOSE["services"]["kafka"]["ports"]}
-    assert any(re.search(rf"localhost:{p}\b", kafka["KAFKA_ADVERTISED_LISTENERS"]) for p in host_ports)
+    assert any(
+        re.search(rf"localhost:{p}\b", kafka["KAFKA_ADVERTISED_LISTENERS"]) for p in host_ports
+    )

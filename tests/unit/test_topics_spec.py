@@ -43,13 +43,22 @@ def test_co_partitioning_mismatch_lists_each_count(tmp_path: Path) -> None:
 
 
 def test_changelog_must_be_compacted(tmp_path: Path) -> None:
-    bad = _variant(**{"outbid-auctions-changelog": {"compacted": False, "configs": {"cleanup.policy": "delete"}}})
+    bad = _variant(
+        **{
+            "outbid-auctions-changelog": {
+                "compacted": False,
+                "configs": {"cleanup.policy": "delete"},
+            }
+        }
+    )
     with pytest.raises(TopicsFileError, match=r"'outbid-auctions-changelog' must be compacted"):
         load_topics(_write(tmp_path, bad))
 
 
 def test_event_store_must_never_expire(tmp_path: Path) -> None:
-    bad = _variant(auction_events={"configs": {"cleanup.policy": "delete", "retention.ms": 86400000}})
+    bad = _variant(
+        auction_events={"configs": {"cleanup.policy": "delete", "retention.ms": 86400000}}
+    )
     with pytest.raises(TopicsFileError, match=r"event store and must never expire"):
         load_topics(_write(tmp_path, bad))
 
@@ -68,7 +77,9 @@ def test_non_mapping_file_is_rejected(tmp_path: Path) -> None:
         load_topics(path)
 
 
-@pytest.mark.parametrize(("brokers", "rf", "min_isr"), [(1, 1, "1"), (2, 2, "1"), (3, 3, "2"), (5, 3, "2")])
+@pytest.mark.parametrize(
+    ("brokers", "rf", "min_isr"), [(1, 1, "1"), (2, 2, "1"), (3, 3, "2"), (5, 3, "2")]
+)
 def test_auto_replication_follows_the_cluster(brokers: int, rf: int, min_isr: str) -> None:
     spec = load_topics(REPO / "topics.yaml")
     for topic in spec.resolve(brokers, prefix="p."):
