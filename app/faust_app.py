@@ -15,7 +15,7 @@ from app.topology import declare as declare_topics
 
 
 def create_app(settings: Settings) -> faust.App:
-    eos.install()  # before the App exists: it swaps Faust's transport classes
+    eos.install(settings.disabled_fixes)  # before the App exists: it swaps Faust's classes
     spec = load_topics(settings.topics_file)
     app = faust.App(
         settings.faust_app_id,

@@ -43,10 +43,16 @@ class Settings(BaseSettings):
     web_bind: str = "127.0.0.1"
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     table_cache_mb: int = Field(default=16, ge=1, le=4096)
+    # Names of app/eos.py fixes to leave out (comma-separated); for the tests that prove each fix.
+    disable_fixes: str = ""
 
     def topic(self, name: str) -> str:
         """The live name of a topics.yaml topic (with OUTBID_TOPIC_PREFIX applied)."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def disabled_fixes(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.disable_fixes.split(",") if name.strip())
 
     @property
     def faust_app_id(self) -> str:

@@ -1,0 +1,100 @@
+"""Each faust-streaming defect fixed in app/eos.py, shown with the fix left out (OUTBID_DISABLE_FIXES).
+
+The same scenarios with every fix in place are the e2e pipeline tests (test_pipeline.py), which
+pass; here each defect must show itself, so a fix that stops mattering is noticed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from rocksdict import AccessType, Rdict
+
+from app.devstack import processes
+from app.domain import encode_command
+from app.sample import sample_commands
+from tests.conftest import run_outbid
+from tests.e2e.conftest import Pipeline, read_all
+from tests.e2e.test_pipeline import expected_views, wait_until_views_match
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+OFFSET_KEY = b"__faust\x00offset__"  # where Faust keeps the changelog offset a RocksDB reflects
+
+
+def partition_of(auction_id: str, partitions: int = 8) -> int:
+    """murmur2, as the Java client, aiokafka and Faust hash keys."""
+    return int(
+        DefaultPartitioner()(auction_id.encode(), list(range(partitions)), list(range(partitions)))
+    )
+
+
+def _feed(
+    line: Pipeline, auctions: int = 12, seed: int = 3, avoid_partition: int | None = None
+) -> dict[str, dict[str, object]]:
+    commands = [
+        c
+        for c in sample_commands(auctions=auctions, bids_per_auction=4, seed=seed)
+        if partition_of(c.auction_id) != avoid_partition
+    ]
+    done = run_outbid(
+        "produce",
+        "-",
+        env=line.env,
+        input="".join(encode_command(c).decode() + "\n" for c in commands),
+    )
+    assert done.returncode == 0, done.stderr
+    return expected_views(commands)
+
+
+def _persisted_offsets(data_dir: Path) -> dict[str, int | None]:
+    offsets = {}
+    for db in sorted((data_dir / "data" / "v1" / "tables").glob("auctions-*.db")):
+        store = Rdict(str(db), access_type=AccessType.read_only())
+        try:
+            raw = store.get(OFFSET_KEY)
+        finally:
+            store.close()
+        offsets[db.name] = int(raw) if raw is not None else None
+    return offsets
+
+
+def test_without_the_highwater_fix_the_first_rebalance_crashes_a_worker(pipeline: Pipeline) -> None:
+    pipeline.env["OUTBID_DISABLE_FIXES"] = "highwater"
+    pipeline.start(2)
+    wait_until_views_match(pipeline.urls(), _feed(pipeline))
+    time.sleep(2.5)  # let the transactions commit, so RocksDB holds persisted offsets
+    survivor = pipeline.pids[1]
+    pipeline.stop_worker(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and processes.alive(survivor):
+        time.sleep(0.5)
+    assert not processes.alive(survivor), (
+        "worker 1 survived the rebalance: is the defect fixed upstream?"
+    )
+    pipeline.pids.pop(1)
+    log = pipeline.specs[0].log_file.read_text()
+    assert "ConsistencyError" in log
+    assert "is higher\nthan the last offset in that topic (highwater)" in log
+
+
+@pytest.mark.parametrize("disabled", ["transactions", ""])
+def test_changelog_offsets_are_persisted_only_with_the_fix(
+    pipeline: Pipeline, disabled: str
+) -> None:
+    pipeline.env["OUTBID_DISABLE_FIXES"] = disabled
+    pipeline.start(1)
+    expected = _feed(pipeline)
+    wait_until_views_match(pipeline.urls(), expected)
+    time.sleep(3)  # a few commit intervals
+    pipeline.stop_worker(1)
+    offsets = _persisted_offsets(pipeline.specs[0].data_dir)
+    written = {f"auctions-{partition_of(aid)}.db" for aid in expected}
+    stored = {name: offsets.get(name) for name in written}
+    if disabled:
+        # Stock Faust under exactly_once never stores the offset: every restart replays everything.
+        assert set(stored.values()) == {None}
+    else:
+        assert None not in stored.values(), stored
