@@ -17,7 +17,7 @@ from app.devstack import processes
 from app.domain import encode_command
 from app.sample import sample_commands
 from tests.conftest import run_outbid
-from tests.e2e.conftest import Pipeline, read_all
+from tests.e2e.conftest import Pipeline
 from tests.e2e.test_pipeline import expected_views, wait_until_views_match
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
