@@ -12,10 +12,12 @@ from app import eos
 from app.settings import Settings, get_settings
 from app.topics import load_topics
 from app.topology import declare as declare_topics
+from tables import store as table_store
 
 
 def create_app(settings: Settings) -> faust.App:
     eos.install(settings.disabled_fixes)  # before the App exists: it swaps Faust's classes
+    table_store.register()
     spec = load_topics(settings.topics_file)
     app = faust.App(
         settings.faust_app_id,
@@ -23,7 +25,7 @@ def create_app(settings: Settings) -> faust.App:
         # generic names like WEB_PORT or APP_VERSION would silently change the worker).
         env_prefix="OUTBID_FAUST_",
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
-        store="rocksdb://",
+        store=f"{table_store.SCHEME}://",  # faust's rocksdict store + the kill -9 rule
         processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
         topic_allow_declare=False,  # topics.yaml is the only source of topics (outbid topics apply)

@@ -35,7 +35,9 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from app.cli import demo, dev, kafka, produce, topics  # noqa: PLC0415 - avoid import cycles at module load
+    from app.cli import demo, dev, kafka, produce, topics, verify  # noqa: PLC0415 - avoid import cycles
+
+    main.add_command(verify.verify)
 
     main.add_command(demo.demo)
 

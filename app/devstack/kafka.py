@@ -39,6 +39,17 @@ JVM_FLAGS = [
 ]
 
 
+def new_cluster_id() -> str:
+    """16 random bytes, url-safe base64 without padding, as `kafka-storage random-uuid` makes them.
+
+    Like Kafka's Uuid.randomUuid, never one starting with '-', which a command line reads as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaNode:
     node_id: int
@@ -118,10 +129,7 @@ class KafkaCluster:
             return props
         cluster_file = self.data_root / "cluster.id"
         if not cluster_file.exists():
-            # KRaft cluster ids are 16 random bytes, url-safe base64 without padding.
-            cluster_file.write_text(
-                base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            )
+            cluster_file.write_text(new_cluster_id())
         cluster_id = cluster_file.read_text().strip()
         result = subprocess.run(
             [
@@ -132,8 +140,7 @@ class KafkaCluster:
                 f"-Dkafka.logs.dir={node.data_dir / 'logs'}",
                 STORAGE_TOOL,
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
             ],

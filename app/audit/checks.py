@@ -1,0 +1,290 @@
+"""The invariants, checked over the records of one partition (pure: no Kafka here).
+
+All topics of the auctions group are co-partitioned and keyed by auction id, so everything
+about one auction - its commands, events and views - lives in one partition number: the audit
+holds one partition in memory at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from app.audit.reader import Record
+from app.domain import (
+    AuctionState,
+    HighestBid,
+    apply,
+    decode_command,
+    decode_event,
+    decode_state,
+    decode_view,
+    evolve,
+)
+from app.errors import InvalidMessage, SequenceError
+
+REROUTED_FROM = "outbid.rerouted-from"
+MAX_EXAMPLES = 10
+
+
+def coordinate(topic: str, partition: int, offset: int) -> str:
+    return f"{topic}/{partition}/{offset}"
+
+
+@dataclass
+class Findings:
+    """Counts of what was seen and lists of what is wrong (a few examples per kind)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    problem_counts: Counter[str] = field(default_factory=Counter)
+    digests: dict[str, dict[int, tuple[str, str]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+
+    def problem(self, kind: str, detail: str) -> None:
+        self.problem_counts[kind] += 1
+        if len(self.problems[kind]) < MAX_EXAMPLES:
+            self.problems[kind].append(detail)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem_counts
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "counts": dict(sorted(self.counts.items())),
+            "problems": {
+                k: {"count": self.problem_counts[k], "examples": v}
+                for k, v in sorted(self.problems.items())
+            },
+            "digests": {
+                t: {str(p): {"live": a, "fold": b} for p, (a, b) in sorted(d.items())}
+                for t, d in sorted(self.digests.items())
+            },
+        }
+
+
+@dataclass
+class CommandLedger:
+    """What the commands topic says must have happened outside their own partition."""
+
+    expect_dead_letter: set[str] = field(default_factory=set)  # source coordinates
+    expect_reroute: set[str] = field(default_factory=set)
+    rerouted_sources: set[str] = field(default_factory=set)
+
+
+class PartitionAudit:
+    def __init__(
+        self,
+        partition: int,
+        commands_topic: str,
+        findings: Findings,
+        ledger: CommandLedger,
+        max_recent: int,
+    ) -> None:
+        self.partition = partition
+        self.commands_topic = commands_topic
+        self.findings = findings
+        self.ledger = ledger
+        self.max_recent = max_recent
+        self.expected: dict[str, list[str]] = defaultdict(list)  # auction -> command ids, in order
+        self.committed_offset = 0  # the group's committed offset of this commands partition (live)
+        self.states: dict[str, AuctionState] = {}
+        self.views: dict[str, HighestBid] = {}
+        self.decided: dict[str, set[str]] = defaultdict(set)  # auction -> command ids with events
+        self.event_ids: set[str] = set()
+        self.pending: set[str] = (
+            set()
+        )  # command ids at or after the group's committed offset (live)
+        self.live = False
+
+    # --- commands ------------------------------------------------------------------
+    def command(self, record: Record) -> None:
+        f = self.findings
+        f.counts["commands"] += 1
+        source = coordinate(self.commands_topic, record.partition, record.offset)
+        if REROUTED_FROM in record.headers:
+            f.counts["commands_rerouted_copies"] += 1
+            self.ledger.rerouted_sources.add(record.headers[REROUTED_FROM].decode())
+        settled = not self.live or record.offset < self.committed_offset
+        try:
+            command = decode_command(record.value if record.value is not None else b"")
+        except InvalidMessage:
+            if settled:
+                self.ledger.expect_dead_letter.add(source)
+            f.counts["commands_invalid"] += 1
+            return
+        if self.live and record.offset >= self.committed_offset:
+            self.pending.add(command.command_id)
+        if record.key != command.auction_id.encode():
+            if settled:
+                self.ledger.expect_reroute.add(source)
+            f.counts["commands_unkeyed"] += 1
+            return
+        self.expected[command.auction_id].append(command.command_id)
+
+    # --- events --------------------------------------------------------------------
+    def event(self, record: Record) -> None:
+        f = self.findings
+        f.counts["events"] += 1
+        try:
+            event = decode_event(record.value if record.value is not None else b"")
+        except InvalidMessage as exc:
+            f.problem(
+                "undecodable_event", f"auction-events[{record.partition}]@{record.offset}: {exc}"
+            )
+            return
+        if event.event_id in self.event_ids:
+            f.problem(
+                "duplicate_event_id",
+                f"{event.event_id} ({event.auction_id} seq {event.seq}) again at offset {record.offset}",
+            )
+        self.event_ids.add(event.event_id)
+        if record.key != event.auction_id.encode():
+            f.problem("event_key_mismatch", f"{event.event_id} at offset {record.offset}")
+        state = self.states.get(event.auction_id) or AuctionState.empty(event.auction_id)
+        if event.seq <= state.version:
+            f.problem(
+                "duplicate_event" if event.seq == state.version else "seq_out_of_order",
+                f"{event.auction_id} seq {event.seq} (event_id {event.event_id}) after seq "
+                f"{state.version}, at offset {record.offset}",
+            )
+            return
+        if event.seq != state.version + 1:
+            f.problem(
+                "seq_gap",
+                f"{event.auction_id}: seq {state.version} then {event.seq} at offset {record.offset}",
+            )
+            state = _replace_version(state, event.seq - 1)
+        try:
+            self.states[event.auction_id] = evolve(state, event, max_recent=self.max_recent)
+        except SequenceError as exc:  # pragma: no cover - guarded above
+            f.problem("seq_gap", str(exc))
+        self.views[event.auction_id] = apply(self.views.get(event.auction_id), event)
+        self.decided[event.auction_id].add(event.command_id)
+        f.counts[f"events_{event.TYPE}"] += 1
+
+    # --- after both topics: every command decided exactly once ---------------------
+    def settle_commands(self) -> None:
+        f = self.findings
+        pending = self.pending
+        for auction_id, command_ids in self.expected.items():
+            seen: set[str] = set()
+            decided = self.decided.get(auction_id, set())
+            for command_id in command_ids:
+                if command_id in seen:
+                    f.counts["duplicates_absorbed"] += 1
+                    continue
+                seen.add(command_id)
+                if command_id in decided:
+                    f.counts["commands_decided"] += 1
+                elif command_id in pending:
+                    f.counts["commands_pending"] += 1
+                else:
+                    f.problem("command_without_decision", f"{auction_id}: command {command_id}")
+            for command_id in decided - seen:
+                f.counts["events_without_command"] += 1  # e.g. the command expired from retention
+                del command_id
+
+    # --- projections: the live table equals the fold -------------------------------
+    def compare_views(self, table: str, records: Iterable[Record]) -> None:
+        live = _latest(records)
+        fold = {
+            aid.encode(): orjson.dumps(v.to_json_dict(), option=orjson.OPT_SORT_KEYS)
+            for aid, v in self.views.items()
+        }
+        live_norm = {}
+        for key, raw in live.items():
+            try:
+                live_norm[key] = orjson.dumps(
+                    decode_view(raw).to_json_dict(), option=orjson.OPT_SORT_KEYS
+                )
+            except InvalidMessage as exc:
+                live_norm[key] = f"undecodable: {exc}".encode()
+        self._compare(table, live_norm, fold)
+
+    def compare_aggregates(self, table: str, records: Iterable[Record]) -> None:
+        live = _latest(records)
+        fold = {aid.encode(): _state_json(s) for aid, s in self.states.items()}
+        live_norm = {}
+        for key, raw in live.items():
+            try:
+                live_norm[key] = _state_json(decode_state(raw))
+            except InvalidMessage as exc:
+                live_norm[key] = f"undecodable: {exc}".encode()
+        self._compare(table, live_norm, fold)
+
+    def _compare(self, table: str, live: dict[bytes, bytes], fold: dict[bytes, bytes]) -> None:
+        f = self.findings
+        f.counts[f"{table}_keys"] += len(live)
+        f.digests[table][self.partition] = (_digest(live), _digest(fold))
+        differing = sorted(k for k in live.keys() | fold.keys() if live.get(k) != fold.get(k))
+        for key in differing:
+            if self.live and _version(live.get(key)) < _version(fold.get(key)):
+                f.counts[f"{table}_in_flight"] += 1  # the projection has not caught up yet
+                continue
+            f.problem(
+                f"{table}_differs_from_fold",
+                f"partition {self.partition} key {key.decode(errors='replace')}: "
+                f"live {live.get(key, b'(missing)').decode(errors='replace')[:300]} != "
+                f"fold {fold.get(key, b'(missing)').decode(errors='replace')[:300]}",
+            )
+
+
+def settle_ledger(ledger: CommandLedger, dead_letter_sources: set[str], findings: Findings) -> None:
+    for source in sorted(ledger.expect_dead_letter - dead_letter_sources):
+        findings.problem("invalid_command_not_dead_lettered", source)
+    for source in sorted(ledger.expect_reroute - ledger.rerouted_sources):
+        findings.problem("unkeyed_command_not_rerouted", source)
+    findings.counts["dead_lettered_as_expected"] += len(
+        ledger.expect_dead_letter & dead_letter_sources
+    )
+    findings.counts["rerouted_as_expected"] += len(ledger.expect_reroute & ledger.rerouted_sources)
+
+
+def _version(raw: bytes | None) -> int:
+    if raw is None:
+        return 0
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return -1
+    value = doc.get("seq", doc.get("version", 0)) if isinstance(doc, dict) else 0
+    return value if isinstance(value, int) else -1
+
+
+def _latest(records: Iterable[Record]) -> dict[bytes, bytes]:
+    latest: dict[bytes, bytes] = {}
+    for record in records:
+        if record.key is None:
+            continue
+        if record.value is None:
+            latest.pop(record.key, None)  # tombstone
+        else:
+            latest[record.key] = record.value
+    return latest
+
+
+def _state_json(state: AuctionState) -> bytes:
+    from app.domain import encode_state  # noqa: PLC0415 - keep the import list above short
+
+    return orjson.dumps(orjson.loads(encode_state(state)), option=orjson.OPT_SORT_KEYS)
+
+
+def _digest(entries: dict[bytes, bytes]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(entries):
+        h.update(key + b"\0" + entries[key] + b"\n")
+    return h.hexdigest()[:16]
+
+
+def _replace_version(state: AuctionState, version: int) -> AuctionState:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(state, version=version)

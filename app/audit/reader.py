@@ -1,0 +1,111 @@
+"""Read a topic partition up to a fixed end offset, committed records only, in bounded memory."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from app.errors import KafkaUnavailableError
+
+POLL_S = 0.1
+MAX_IDLE_POLLS = 300  # 30 s without a record while short of the end: the broker is gone
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+class TopicReader:
+    """One consumer (no group membership, no commits) for the auditor's sequential reads."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"outbid-verify-{uuid.uuid4().hex}",  # never committed: offsets unused
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",  # aborted transactions are not the record
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 20,  # many short sequential reads: do not idle 500 ms on each
+                "logger": logging.getLogger("librdkafka"),
+            }
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def partitions(self, topic: str) -> list[int]:
+        try:
+            metadata = self.consumer.list_topics(topic, timeout=15)
+        except KafkaException as exc:
+            raise KafkaUnavailableError(f"Kafka at {self.bootstrap} did not answer: {exc}") from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise KafkaUnavailableError(
+                f"topic {topic} does not exist on {self.bootstrap} (outbid topics apply)"
+            )
+        return sorted(found.partitions)
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The last stable offset now: the bound of this audit for that partition."""
+        _, high = self.consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=15, cached=False
+        )
+        return int(high)
+
+    def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+        probe = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        try:
+            found = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=15)
+        finally:
+            probe.close()
+        return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+    def read(self, topic: str, partition: int, end: int) -> Iterator[Record]:
+        """Every committed record of `topic[partition]` below `end`."""
+        if end <= 0:
+            return
+        tp = TopicPartition(topic, partition, 0)
+        self.consumer.assign([tp])
+        idle = 0
+        try:
+            while True:
+                msg = self.consumer.poll(POLL_S)
+                if msg is None:
+                    position = self.consumer.position([TopicPartition(topic, partition)])[0].offset
+                    if position >= end:  # transaction markers take offsets but are never delivered
+                        return
+                    idle += 1
+                    if idle >= MAX_IDLE_POLLS:
+                        raise KafkaUnavailableError(
+                            f"reading {topic}[{partition}] stalled at offset {position} of {end}"
+                        )
+                    continue
+                idle = 0
+                if msg.error():
+                    continue
+                if msg.offset() >= end:
+                    return
+                yield Record(
+                    partition,
+                    msg.offset(),
+                    msg.key(),
+                    msg.value(),
+                    {k: v for k, v in (msg.headers() or []) if v is not None},
+                )
+                if msg.offset() >= end - 1:
+                    return
+        finally:
+            self.consumer.unassign()
