@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from agents.dead_letters import DeadLetters
+from agents.processing import process_stream
 from app.domain import (
     AuctionState,
     decide,
@@ -24,7 +25,6 @@ from app.domain import (
     encode_state,
     evolve,
 )
-from app.eos import GATE
 from app.errors import InvalidMessage
 from app.topology import Topology
 
@@ -83,24 +83,11 @@ class CommandHandler:
 
 
 def register(app: faust.App, topology: Topology, auctions: Any, max_recent: int) -> Any:
-    handler = CommandHandler(
-        topology, auctions, DeadLetters(topology.dead_letters), max_recent=max_recent
-    )
+    dead_letters = DeadLetters(topology.dead_letters)
+    handler = CommandHandler(topology, auctions, dead_letters, max_recent=max_recent)
 
     @app.agent(topology.commands, name="decide-commands")
     async def decide_commands(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            async with GATE.processing(message.tp, message.offset):
-                try:
-                    await handler.handle(message)
-                except Exception as exc:
-                    log.exception(
-                        "command at %s[%s]@%s failed",
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                    )
-                    await handler.dead_letters.park(message, "handler_error", repr(exc))
+        await process_stream(app, stream, handler.handle, dead_letters)
 
     return decide_commands

@@ -8,8 +8,8 @@ from typing import Any
 import faust
 
 from agents.dead_letters import DeadLetters
+from agents.processing import process_stream
 from app.domain import apply, decode_event, decode_view, encode_view
-from app.eos import GATE
 from app.errors import InvalidMessage
 from app.topology import Topology
 
@@ -38,22 +38,11 @@ class HighestBidProjector:
 
 
 def register(app: faust.App, topology: Topology, views: Any) -> Any:
-    projector = HighestBidProjector(views, DeadLetters(topology.dead_letters))
+    dead_letters = DeadLetters(topology.dead_letters)
+    projector = HighestBidProjector(views, dead_letters)
 
     @app.agent(topology.events, name="project-highest-bids")
     async def project_highest_bids(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            async with GATE.processing(message.tp, message.offset):
-                try:
-                    await projector.handle(message)
-                except Exception as exc:
-                    log.exception(
-                        "event at %s[%s]@%s failed",
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                    )
-                    await projector.dead_letters.park(message, "handler_error", repr(exc))
+        await process_stream(app, stream, projector.handle, dead_letters)
 
     return project_highest_bids

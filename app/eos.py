@@ -48,7 +48,7 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from app.errors import ConfigurationError
+from app.errors import ConfigurationError, PartitionRevokedError
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,18 @@ class ProcessingGate:
             TP, int
         ] = {}  # next offset to consume, per source partition fully processed
 
+        self.revocations = 0  # bumped on every revoke: a record that straddles one is not "done"
+
     @contextlib.asynccontextmanager
     async def processing(self, tp: TP, offset: int) -> AsyncIterator[None]:
         async with self.lock:
+            revocations = self.revocations
             yield
-            self.done[tp] = offset + 1
+            if revocations == self.revocations:
+                self.done[tp] = offset + 1
 
     def forget(self, tps: set[TP]) -> None:
+        self.revocations += 1
         for tp in tps:
             self.done.pop(tp, None)
 
@@ -92,8 +97,8 @@ class TrackingProducerBuffer(faust_producer.ProducerBuffer):
 
     async def wait_sent(self) -> None:
         pending = list(self._unsent)
-        if pending:
-            await asyncio.gather(*pending)
+        if pending:  # failures were logged where they happened; this is only a barrier
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 class OutbidTransactionManager(TransactionManager):
@@ -102,7 +107,7 @@ class OutbidTransactionManager(TransactionManager):
     def _tid(self, topic: str, partition: int) -> str:
         return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
 
-    async def send(  # noqa: PLR0917 - Faust's TransactionManager.send signature
+    async def send(
         self,
         topic: str,
         key: bytes | None,
@@ -128,11 +133,18 @@ class OutbidTransactionManager(TransactionManager):
         # partition next commits, which an idle partition never does.
         producer: Any = self.producer
         if tid is not None and tid not in producer._transaction_producers:
-            if event is not None or topic in self.app.tables.changelog_topics:
-                log.warning(
-                    "no transaction for %s; sending %s[%s] outside a transaction", tid, topic, p
-                )
-            tid = None
+            # The source partition was revoked while its record was being processed (a
+            # rebalance). Sending outside a transaction would make this output permanent while
+            # the record itself is re-processed by the partition's next owner: a duplicate.
+            revoked = PartitionRevokedError(
+                f"{tid} has no transaction any more; {topic}[{p}] not sent"
+            )
+            if event is not None:
+                raise revoked  # the agent drops the record; its next owner re-processes it
+            # A buffered table write: fail its future (raising would kill Faust's buffer task).
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(revoked)
+            return failed
         return await self.producer.send(
             topic, key, value, p, timestamp, headers, transactional_id=tid
         )

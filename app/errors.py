@@ -93,6 +93,10 @@ class TopicsDriftError(OutbidError):
     """Live topics cannot be aligned with topics.yaml without a risky change."""
 
 
+class PartitionRevokedError(OutbidError):
+    """The partition of the record being processed was taken away; its next owner redoes it."""
+
+
 class KafkaUnavailableError(OutbidError):
     """No Kafka broker answered; usually the stack is down or the address is wrong."""
 

@@ -33,6 +33,10 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,  # recovery comes from changelogs (and snapshots), not standbys
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.commit_interval_s,
+        # Faust's 60 s default: every crashed worker stalls its partitions (and each rebalance
+        # that waits for the dead member) for a minute.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         web_bind=settings.web_bind,

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     web_bind: str = "127.0.0.1"
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     table_cache_mb: int = Field(default=16, ge=1, le=4096)
+    # A worker killed without leaving the group holds its partitions until this expires.
+    session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     # Names of app/eos.py fixes to leave out (comma-separated); for the tests that prove each fix.
     disable_fixes: str = ""
 

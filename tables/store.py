@@ -8,8 +8,10 @@ stays. The command is then re-processed against state that already includes it -
 aggregate says "duplicate", and the command's events are lost.
 
 So a partition's local database is trusted only if it was closed cleanly: a `.clean` marker
-is written next to it after a clean revoke or stop (after the final commit), and removed when
-the database is opened. A database found without its marker is deleted before Faust opens it;
+is written next to it when the worker stops cleanly (after its final commit), and removed when
+the database is opened. A partition revoked in a rebalance gets no marker: a record of it may
+have been mid-processing when its transaction ended, so if the partition comes back, its
+database is rebuilt from the committed changelog. A database found without its marker is deleted before Faust opens it;
 recovery rebuilds it from the committed changelog.
 """
 
@@ -22,7 +24,6 @@ from typing import Any
 
 from faust.stores import STORES
 from faust.stores.rocksdb import Store
-from faust.types import TP
 
 log = logging.getLogger(__name__)
 SCHEME = "outbid"  # store="outbid://"
@@ -33,7 +34,7 @@ def clean_marker(path: Path) -> Path:
     return path.with_name(path.name + CLEAN)
 
 
-class OutbidStore(Store):  # type: ignore[misc]
+class OutbidStore(Store):
     """faust's rocksdict store plus the clean-shutdown rule (see module doc)."""
 
     def _open_for_partition(self, partition: int) -> Any:
@@ -55,13 +56,6 @@ class OutbidStore(Store):  # type: ignore[misc]
             if db is not None:
                 db.flush()
             clean_marker(self.partition_path(partition)).touch()
-
-    def revoke_partitions(self, table: Any, tps: set[TP]) -> None:
-        # Faust commits the revoked partitions before this (Consumer.on_partitions_revoked).
-        mine = [tp.partition for tp in tps if tp.topic in table.changelog_topic.topics]
-        if not self.app.crashed:
-            self._mark_clean([p for p in mine if p in self._dbs])
-        super().revoke_partitions(table, tps)
 
     async def stop(self) -> None:
         if not self.app.crashed:  # a crashed worker may hold uncommitted writes

@@ -96,16 +96,18 @@ class TopicReader:
                 idle = 0
                 if msg.error():
                     continue
-                if msg.offset() >= end:
+                offset = int(msg.offset() or 0)
+                if offset >= end:
                     return
+                headers: list[tuple[str, bytes | None]] = msg.headers() or []  # type: ignore[assignment]
                 yield Record(
                     partition,
-                    msg.offset(),
+                    offset,
                     msg.key(),
                     msg.value(),
-                    {k: v for k, v in (msg.headers() or []) if v is not None},
+                    {k: v for k, v in headers if v is not None},
                 )
-                if msg.offset() >= end - 1:
+                if offset >= end - 1:
                     return
         finally:
             self.consumer.unassign()

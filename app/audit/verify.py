@@ -59,7 +59,13 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
                 src_partition = record.headers.get("outbid.source.partition", b"-1").decode()
                 src_offset = record.headers.get("outbid.source.offset", b"-1").decode()
                 if src_partition.lstrip("-").isdigit() and src_offset.lstrip("-").isdigit():
-                    sources.add(coordinate(src_topic, int(src_partition), int(src_offset)))
+                    source = coordinate(src_topic, int(src_partition), int(src_offset))
+                    if source in sources:
+                        findings.problem(
+                            "duplicate_dead_letter",
+                            f"{source} dead-lettered again at {topic(DLQ)}[{p}]@{record.offset}",
+                        )
+                    sources.add(source)
         settle_ledger(ledger, sources, findings)
         if progress:
             progress("done", len(partitions), len(partitions))

@@ -35,7 +35,13 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from app.cli import demo, dev, kafka, produce, topics, verify  # noqa: PLC0415 - avoid import cycles
+    from app.cli import chaos, demo, dev, dlq, kafka, loadgen, produce, topics, verify  # noqa: PLC0415
+
+    main.add_command(dlq.dlq)
+
+    main.add_command(chaos.chaos_command)
+
+    main.add_command(loadgen.loadgen_command, name="loadgen")
 
     main.add_command(verify.verify)
 

@@ -21,6 +21,7 @@ CHECKS = {
         "unkeyed_command_not_rerouted",
     ),
     "no event twice in auction-events": ("duplicate_event", "duplicate_event_id"),
+    "no record dead-lettered twice": ("duplicate_dead_letter",),
     "per-auction seq is 1..n without gap": ("seq_gap", "seq_out_of_order"),
     "events decode and are keyed by auction": ("undecodable_event", "event_key_mismatch"),
     "highest_bids table == fold(events)": ("highest_bids_differs_from_fold",),

@@ -1,0 +1,225 @@
+"""The chaos run: real brokers and workers on loopback, killed and restarted under load.
+
+Three Kafka nodes (replication factor 3, min.insync.replicas 2), N workers, a load generator at
+a steady rate with duplicates and garbage; every few seconds one worker is `kill -9`ed and
+restarted, and once a broker is killed and restarted. When the load stops and the workers
+catch up, `outbid verify` must find every invariant intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from app import loadgen
+from app.audit.checks import Findings
+from app.audit.verify import verify
+from app.devstack import processes
+from app.devstack import workers as worker_procs
+from app.devstack.kafka import KafkaCluster
+from app.settings import Settings
+from app.topics import admin, load_topics
+from app.topics.spec import COMMANDS, EVENTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosSpec:
+    commands: int = 100_000
+    rate: float = 2_000.0
+    auctions: int = 1_000
+    workers: int = 3
+    brokers: int = 3
+    kill_every_s: float = 6.0
+    restart_after_s: float = 2.0
+    broker_kill: bool = True
+    catch_up_timeout_s: float = 600.0
+    seed: int = 1
+
+
+@dataclass
+class ChaosResult:
+    sent: dict[str, int] = field(default_factory=dict)
+    worker_kills: int = 0
+    broker_kills: int = 0
+    rebalances: int = 0
+    load_seconds: float = 0.0
+    catch_up_seconds: float = 0.0
+    findings: Findings | None = None
+
+    def as_json(self) -> dict[str, object]:
+        f = self.findings
+        return {
+            "sent": self.sent,
+            "worker_kills": self.worker_kills,
+            "broker_kills": self.broker_kills,
+            "rebalances": self.rebalances,
+            "load_seconds": round(self.load_seconds, 1),
+            "catch_up_seconds": round(self.catch_up_seconds, 1),
+            "duplicates_absorbed": f.counts["duplicates_absorbed"] if f else None,
+            "dead_letters": f.counts["dead_letters"] if f else None,
+            "verify_ok": f.ok if f else None,
+            "problems": dict(f.problem_counts) if f else None,
+        }
+
+
+def lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> int:
+    """Records not yet processed by `group` (read_committed; transaction markers do not count)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        total = 0
+        for tp in consumer.committed(tps, timeout=15):
+            low, high = consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+            position = tp.offset if tp.offset >= 0 else low
+            if high - position == 1:
+                # A transactional partition ends with a commit marker, which is never delivered
+                # and never "consumed": look whether the last offset holds a record at all.
+                consumer.assign([TopicPartition(tp.topic, tp.partition, position)])
+                msg = consumer.poll(1.0)
+                consumer.unassign()
+                total += int(msg is not None and not msg.error() and msg.offset() == position)
+            else:
+                total += max(0, high - position)
+        return total
+    finally:
+        consumer.close()
+
+
+def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
+    spec: ChaosSpec, settings: Settings, root: Path, say: Callable[[str], None] = log.info
+) -> ChaosResult:
+    rng = random.Random(spec.seed)  # noqa: S311 - which worker to kill, not security
+    result = ChaosResult()
+    cluster = KafkaCluster(
+        root / "kafka", port=processes.free_port_run(2 * spec.brokers), size=spec.brokers
+    )
+    specs: list[worker_procs.WorkerSpec] = []
+    pids: dict[int, int] = {}
+    try:
+        cluster.start()
+        bootstrap = cluster.bootstrap
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OUTBID_TOPIC_PREFIX": settings.topic_prefix}
+        topics = load_topics(settings.topics_file)
+        client = admin.admin_client(bootstrap)
+        admin.apply(
+            admin.plan(topics, client, bootstrap, settings.topic_prefix),
+            topics,
+            client,
+            settings.topic_prefix,
+        )
+        say(
+            f"{spec.brokers} Kafka nodes at {bootstrap}; topics with replication factor {min(3, spec.brokers)}"
+        )
+        for index in range(1, spec.workers + 1):
+            ws = worker_procs.WorkerSpec(index, processes.free_port(), root / f"worker-{index}")
+            specs.append(ws)
+            pids[index] = worker_procs.start(ws, env)
+        worker_procs.wait_ready(specs, [pids[s.index] for s in specs])
+        say(f"{spec.workers} workers ready")
+
+        load_spec = loadgen.LoadSpec(
+            commands=spec.commands,
+            rate=spec.rate,
+            auctions=spec.auctions,
+            seed=spec.seed,
+            run_id=f"C{spec.seed}",
+        )
+        outcome: dict[str, object] = {}
+
+        def produce_load() -> None:
+            try:
+                outcome["report"] = loadgen.run(load_spec, bootstrap, settings.topic(COMMANDS))
+            except Exception as exc:
+                outcome["error"] = exc
+
+        sender = threading.Thread(target=produce_load, name="loadgen", daemon=True)
+        started = time.monotonic()
+        sender.start()
+        next_kill = started + spec.kill_every_s
+        broker_down: tuple[int, float] | None = None
+        broker_done = not spec.broker_kill or spec.brokers < 3
+        down: dict[int, float] = {}  # worker index -> restart time
+        while sender.is_alive():
+            now = time.monotonic()
+            for index, at in list(down.items()):
+                if now >= at:
+                    pids[index] = worker_procs.start(specs[index - 1], env)
+                    del down[index]
+            if now >= next_kill:
+                victim = rng.choice([i for i in pids if i not in down])
+                processes.kill(pids.pop(victim))
+                result.worker_kills += 1
+                down[victim] = now + spec.restart_after_s
+                next_kill = now + spec.kill_every_s
+                say(f"kill -9 worker {victim} at {now - started:.0f}s")
+            if not broker_done and broker_down is None and now - started > spec.kill_every_s * 1.5:
+                node = spec.brokers  # never the first bootstrap address
+                cluster.kill_node(node)
+                result.broker_kills += 1
+                broker_down = (node, now + 10)
+                say(f"kill -9 Kafka node {node} at {now - started:.0f}s")
+            if broker_down and now >= broker_down[1]:
+                cluster.start_node(broker_down[0])
+                say(f"Kafka node {broker_down[0]} restarted at {now - started:.0f}s")
+                broker_down, broker_done = None, True
+            time.sleep(0.2)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        report = outcome["report"]
+        assert isinstance(report, loadgen.LoadReport)
+        result.sent, result.load_seconds = dict(report.sent), report.seconds
+        if broker_down:
+            cluster.start_node(broker_down[0])
+        for index in list(down):
+            pids[index] = worker_procs.start(specs[index - 1], env)
+        say(
+            f"load done: {report.total} commands in {report.seconds:.0f}s; waiting for the workers to catch up"
+        )
+        caught = time.monotonic()
+        deadline = caught + spec.catch_up_timeout_s
+        quiet = 0
+        while time.monotonic() < deadline:
+            remaining = lag(
+                bootstrap,
+                settings.faust_app_id,
+                [settings.topic(COMMANDS), settings.topic(EVENTS)],
+                topics.partitions(COMMANDS),
+            )
+            quiet = quiet + 1 if remaining == 0 else 0
+            if remaining:
+                say(f"  {remaining} record(s) still to process")
+            if quiet >= 3:
+                break
+            time.sleep(1)
+        result.catch_up_seconds = time.monotonic() - caught
+        time.sleep(2 * settings.commit_interval_s)  # the last transactions commit
+        result.rebalances = sum(
+            s.log_file.read_text(errors="replace").count("Setting newly assigned partitions")
+            for s in specs
+            if s.log_file.exists()
+        )
+        say(f"caught up in {result.catch_up_seconds:.0f}s; auditing")
+        result.findings = verify(settings)
+        return result
+    finally:
+        for pid in pids.values():
+            processes.stop(pid)
+        cluster.stop()
