@@ -10,6 +10,7 @@ selection has its own consumer group, so replaying one reason leaves the others 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from agents.dead_letters import REASON
 from app.errors import KafkaUnavailableError
+from app.retry import Backoff
 from app.settings import Settings
 from app.topics.spec import COMMANDS, DLQ
 
@@ -79,7 +81,7 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
             p: consumer.get_watermark_offsets(TopicPartition(dlq, p), timeout=15, cached=False)[1]
             for p in partitions
         }
-        start = consumer.committed([TopicPartition(dlq, p) for p in partitions], timeout=15)
+        start = _committed(consumer, [TopicPartition(dlq, p) for p in partitions])
         consumer.assign([TopicPartition(dlq, tp.partition, max(tp.offset, 0)) for tp in start])
         positions = {tp.partition: max(tp.offset, 0) for tp in start}
         if producer:
@@ -123,6 +125,19 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
     finally:
         consumer.close()
     return report
+
+
+def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:
+    """The group's positions; a new group's coordinator takes a moment to appear (NOT_COORDINATOR)."""
+    backoff = Backoff(initial_s=0.2, max_s=2.0, attempts=10)
+    for attempt in range(backoff.attempts):
+        try:
+            return list(consumer.committed(tps, timeout=15))
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or attempt == backoff.attempts - 1:
+                raise
+            time.sleep(backoff.delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _select(msg: Any, reasons: frozenset[str], report: ReplayReport) -> bool:
