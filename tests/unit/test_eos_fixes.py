@@ -1,0 +1,151 @@
+"""app/eos.py's fixes to faust-streaming, each against the stock class it replaces (no broker).
+
+Stock Faust and our subclass get the same inputs; the stock one shows the defect, ours does not.
+The broker-level consequences are shown in tests/e2e/test_faust_fixes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.streams import _current_event
+from faust.transport.consumer import TransactionManager
+from faust.types import TP
+
+from app import eos
+from app.errors import PartitionRevokedError
+
+
+class FakeProducer:
+    def __init__(self, owned: set[str]) -> None:
+        self._transaction_producers = dict.fromkeys(owned)
+        self.sent: list[tuple[str, int | None, str | None]] = []
+
+    async def send(
+        self,
+        topic: str,
+        key: Any,
+        value: Any,
+        partition: int | None,
+        timestamp: Any,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> str:
+        self.sent.append((topic, partition, transactional_id))
+        return "future"
+
+
+def _manager(cls: type, owned: set[str], dest_partition: int) -> tuple[Any, FakeProducer]:
+    producer = FakeProducer(owned)
+    groups = {"in": 0, "out": 0, "changelog": 0}  # the assignor knows the topics it assigns
+    app = SimpleNamespace(
+        conf=SimpleNamespace(id="app"),
+        assignor=SimpleNamespace(group_for_topic=groups.__getitem__),
+        tables=SimpleNamespace(changelog_topics={"changelog"}),
+    )
+    manager = cls.__new__(cls)
+    manager.app, manager.producer = app, producer
+    manager.consumer = SimpleNamespace(key_partition=lambda topic, key, partition: dest_partition)
+    return manager, producer
+
+
+def _in_event(partition: int) -> Any:
+    event = SimpleNamespace(message=SimpleNamespace(topic="in", partition=partition))
+    return _current_event.set(lambda: event)
+
+
+def test_stock_faust_picks_the_producer_of_the_destination_partition() -> None:
+    manager, producer = _manager(TransactionManager, owned={"app-0-3"}, dest_partition=5)
+    token = _in_event(3)
+    try:
+        asyncio.run(manager.send("out", b"k", b"v", None, None, None))
+    finally:
+        _current_event.reset(token)
+    # partition 5 is not ours: the real driver raises "No transaction producer found"
+    assert producer.sent == [("out", 5, "app-0-5")]
+
+
+def test_fixed_manager_sends_in_the_transaction_of_the_source_partition() -> None:
+    manager, producer = _manager(eos.OutbidTransactionManager, owned={"app-0-3"}, dest_partition=5)
+    token = _in_event(3)
+    try:
+        asyncio.run(manager.send("out", b"k", b"v", None, None, None))
+    finally:
+        _current_event.reset(token)
+    assert producer.sent == [("out", 5, "app-0-3")]
+
+
+def test_fixed_manager_refuses_to_send_for_a_revoked_partition() -> None:
+    manager, producer = _manager(eos.OutbidTransactionManager, owned=set(), dest_partition=5)
+    token = _in_event(3)
+    try:
+        with pytest.raises(PartitionRevokedError):
+            asyncio.run(manager.send("out", b"k", b"v", None, None, None))
+    finally:
+        _current_event.reset(token)
+    assert producer.sent == []  # never outside a transaction
+
+
+def test_sends_outside_any_event_are_not_transactional_unless_they_are_table_writes() -> None:
+    manager, producer = _manager(eos.OutbidTransactionManager, owned={"app-0-2"}, dest_partition=2)
+    asyncio.run(manager.send("out", b"k", b"v", None, None, None))  # e.g. HTTP ingestion
+    asyncio.run(manager.send("changelog", b"k", b"v", None, None, None))  # a buffered table write
+    assert producer.sent == [("out", 2, None), ("changelog", 2, "app-0-2")]
+
+
+def test_gate_does_not_count_a_record_that_straddles_a_revocation() -> None:
+    gate = eos.ProcessingGate()
+    tp = TP("in", 0)
+
+    async def scenario() -> None:
+        async with gate.processing(tp, 10):
+            pass
+        async with gate.processing(tp, 11):
+            gate.forget({TP("in", 1)})  # a rebalance revokes while record 11 is in flight
+
+    asyncio.run(scenario())
+    assert gate.done == {tp: 11}  # record 10 is done; 11 will be re-processed from the commit
+
+
+def test_gate_excludes_processing_while_a_commit_holds_it() -> None:
+    gate = eos.ProcessingGate()
+    order: list[str] = []
+
+    async def commit() -> None:
+        async with gate.lock:
+            order.append("commit-start")
+            await asyncio.sleep(0.05)
+            order.append("commit-end")
+
+    async def process() -> None:
+        await asyncio.sleep(0.01)
+        async with gate.processing(TP("in", 0), 1):
+            order.append("process")
+
+    async def both() -> None:
+        await asyncio.gather(commit(), process())
+
+    asyncio.run(both())
+    assert order == ["commit-start", "commit-end", "process"]
+
+
+def test_recovery_idle_wait_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[float | None] = []
+
+    async def fake_wait_for(awaitable: Any, timeout: float | None) -> None:
+        seen.append(timeout)
+        awaitable.close()
+
+    monkeypatch.setattr(eos.asyncio, "wait_for", fake_wait_for)
+
+    async def idle() -> None:
+        return None
+
+    shim = eos._FastIdleAsyncio()
+    asyncio.run(shim.wait_for(idle(), timeout=5.0))  # Faust's idle wait in Recovery
+    assert seen == [eos.RECOVERY_IDLE_S]
+    assert shim.sleep is asyncio.sleep  # everything else is the real asyncio
