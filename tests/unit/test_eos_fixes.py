@@ -136,7 +136,7 @@ def test_gate_excludes_processing_while_a_commit_holds_it() -> None:
 def test_recovery_idle_wait_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[float | None] = []
 
-    async def fake_wait_for(awaitable: Any, timeout: float | None) -> None:
+    async def fake_wait_for(awaitable: Any, timeout: float | None) -> None:  # noqa: ASYNC109
         seen.append(timeout)
         awaitable.close()
 
