@@ -16,6 +16,7 @@ import faust
 
 from agents.dead_letters import DeadLetters
 from agents.processing import process_stream
+from app import metrics
 from app.domain import (
     AuctionState,
     decide,
@@ -30,6 +31,7 @@ from app.topology import Topology
 
 log = logging.getLogger(__name__)
 REROUTED_FROM = "outbid.rerouted-from"
+ISSUED_AT_HEADER = "outbid.issued-at"
 
 
 def utc_now() -> datetime:
@@ -58,6 +60,7 @@ class CommandHandler:
             command = decode_command(message.value if message.value is not None else b"")
         except InvalidMessage as exc:
             await self.dead_letters.park(message, exc.reason, exc.message)
+            metrics.COMMANDS.labels("dead_letter").inc()
             return "dead_letter"
         key = command.auction_id.encode()
         if message.key != key:
@@ -74,11 +77,23 @@ class CommandHandler:
         )
         events = decide(state, command, self.clock(), max_recent=self.max_recent)
         if not events:
+            metrics.COMMANDS.labels("duplicate").inc()
             return "duplicate"
         for event in events:
-            await self.topology.events.send(key=key, value=encode_event(event))
+            await self.topology.events.send(
+                key=key,
+                value=encode_event(event),
+                # lets the projection measure command -> projection latency without decoding more
+                headers=[(ISSUED_AT_HEADER, str(command.issued_at.timestamp()).encode())],
+            )
             state = evolve(state, event, max_recent=self.max_recent)
         self.auctions[key] = encode_state(state)
+        metrics.COMMANDS.labels("decided").inc()
+        for event in events:
+            metrics.EVENTS.labels(event.TYPE).inc()
+        metrics.COMMAND_TO_EVENT.observe(
+            max(0.0, (events[-1].occurred_at - command.issued_at).total_seconds())
+        )
         return "decided"
 
 

@@ -9,6 +9,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from app import metrics
+
 log = logging.getLogger(__name__)
 
 REASON = "outbid.reason"
@@ -42,3 +44,4 @@ class DeadLetters:
             (FAILED_AT, datetime.now(UTC).isoformat().encode()),
         ]
         await self.topic.send(key=message.key, value=message.value, headers=headers)
+        metrics.DEAD_LETTERS.labels(reason).inc()

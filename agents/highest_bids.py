@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
 
 from agents.dead_letters import DeadLetters
 from agents.processing import process_stream
+from app import metrics
 from app.domain import apply, decode_event, decode_view, encode_view
 from app.errors import InvalidMessage
 from app.topology import Topology
 
 log = logging.getLogger(__name__)
+ISSUED_AT_HEADER = "outbid.issued-at"  # set by agents/bids.py on every event record
 
 
 class HighestBidProjector:
@@ -32,9 +35,25 @@ class HighestBidProjector:
         view = decode_view(stored) if stored is not None else None
         updated = apply(view, event)
         if updated is view:
+            metrics.PROJECTED.labels("highest_bids", "seen").inc()
             return "duplicate"  # seq already applied: a redelivery
         self.views[key] = encode_view(updated)
+        metrics.PROJECTED.labels("highest_bids", "applied").inc()
+        issued = self.issued_at(message)
+        if issued is not None:
+            metrics.COMMAND_TO_PROJECTION.observe(max(0.0, time.time() - issued))
         return "applied"
+
+    @staticmethod
+    def issued_at(message: Any) -> float | None:
+        """The command's issued_at, carried by the event record's header."""
+        for name, value in message.headers or ():
+            if name == ISSUED_AT_HEADER and value:
+                try:
+                    return float(value)
+                except ValueError:
+                    return None
+        return None
 
 
 def register(app: faust.App, topology: Topology, views: Any) -> Any:

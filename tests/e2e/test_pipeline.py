@@ -235,3 +235,33 @@ def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(
     assert status == 404
     status, answer = get_json(f"{url}/auctions/bad%20id")
     assert status == 400
+
+
+def test_metrics_parse_and_latency_histograms_fill_after_a_run(pipeline: Pipeline) -> None:
+    import urllib.request  # noqa: PLC0415
+
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    pipeline.start(1)
+    commands = list(sample_commands(auctions=5, bids_per_auction=4, seed=21))
+    done = run_outbid(
+        "produce",
+        "-",
+        env=pipeline.env,
+        input="".join(encode_command(c).decode() + "\n" for c in commands),
+    )
+    assert done.returncode == 0, done.stderr
+    wait_until_views_match(pipeline.urls(), expected_views(commands))
+    with urllib.request.urlopen(f"{pipeline.urls()[0]}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    decided = {
+        s.labels.get("outcome"): s.value
+        for s in families["outbid_commands"].samples
+        if s.name == "outbid_commands_total"
+    }
+    assert decided.get("decided") == len(commands)
+    for histogram in ("outbid_command_to_event_seconds", "outbid_command_to_projection_seconds"):
+        count = next(s.value for s in families[histogram].samples if s.name == f"{histogram}_count")
+        assert count > 0, histogram
+    assert any(s.value > 0 for s in families["outbid_assigned_partitions"].samples)
