@@ -11,8 +11,10 @@ import faust
 from agents.dead_letters import DeadLetters
 from agents.processing import process_stream
 from app import metrics
-from app.domain import apply, decode_event, decode_view, encode_view
+from app.domain import HighestBid, apply, decode_event, decode_view, encode_view
 from app.errors import InvalidMessage
+from app.readmodel import REDIS_BACKOFF, ReadModel
+from app.retry import retry
 from app.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -20,9 +22,12 @@ ISSUED_AT_HEADER = "outbid.issued-at"  # set by agents/bids.py on every event re
 
 
 class HighestBidProjector:
-    def __init__(self, views: Any, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self, views: Any, dead_letters: DeadLetters, read_model: ReadModel | None = None
+    ) -> None:
         self.views = views
         self.dead_letters = dead_letters
+        self.read_model = read_model
 
     async def handle(self, message: Any) -> str:
         try:
@@ -42,7 +47,22 @@ class HighestBidProjector:
         issued = self.issued_at(message)
         if issued is not None:
             metrics.COMMAND_TO_PROJECTION.observe(max(0.0, time.time() - issued))
+        if self.read_model is not None:
+            await self.to_redis(self.read_model, updated, issued)
         return "applied"
+
+    @staticmethod
+    async def to_redis(read_model: ReadModel, view: HighestBid, issued: float | None) -> None:
+        """Outside the Kafka transaction: retried with backoff, idempotent by seq."""
+        applied = await retry(
+            lambda: read_model.apply(view, issued),
+            what=f"redis write of {view.auction_id}",
+            backoff=REDIS_BACKOFF,
+            on_retry=lambda *_: metrics.RETRIES.labels("redis").inc(),
+        )
+        metrics.REDIS_WRITES.labels("applied" if applied else "stale").inc()
+        if issued is not None:
+            metrics.COMMAND_TO_REDIS.observe(max(0.0, time.time() - issued))
 
     @staticmethod
     def issued_at(message: Any) -> float | None:
@@ -56,9 +76,9 @@ class HighestBidProjector:
         return None
 
 
-def register(app: faust.App, topology: Topology, views: Any) -> Any:
+def register(app: faust.App, topology: Topology, views: Any, read_model: ReadModel | None) -> Any:
     dead_letters = DeadLetters(topology.dead_letters)
-    projector = HighestBidProjector(views, dead_letters)
+    projector = HighestBidProjector(views, dead_letters, read_model)
 
     @app.agent(topology.events, name="project-highest-bids")
     async def project_highest_bids(stream: Any) -> None:

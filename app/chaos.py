@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from app import loadgen
 from app.audit.checks import Findings
@@ -24,6 +25,7 @@ from app.audit.verify import verify
 from app.devstack import processes
 from app.devstack import workers as worker_procs
 from app.devstack.kafka import KafkaCluster
+from app.devstack.redis import RedisServer
 from app.settings import Settings
 from app.topics import admin, load_topics
 from app.topics.spec import COMMANDS, EVENTS
@@ -67,7 +69,11 @@ class ChaosResult:
             "duplicates_absorbed": f.counts["duplicates_absorbed"] if f else None,
             "dead_letters": f.counts["dead_letters"] if f else None,
             "verify_ok": f.ok if f else None,
-            "problems": dict(f.problem_counts) if f else None,
+            "problems": {
+                k: {"count": f.problem_counts[k], "examples": v[:3]} for k, v in f.problems.items()
+            }
+            if f
+            else None,
         }
 
 
@@ -110,13 +116,21 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
     cluster = KafkaCluster(
         root / "kafka", port=processes.free_port_run(2 * spec.brokers), size=spec.brokers
     )
+    redis_server = RedisServer(root / "redis", port=processes.free_port())
     specs: list[worker_procs.WorkerSpec] = []
     pids: dict[int, int] = {}
     try:
         cluster.start()
+        redis_server.start()
         bootstrap = cluster.bootstrap
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OUTBID_TOPIC_PREFIX": settings.topic_prefix}
+        settings = settings.model_copy(
+            update={"kafka_bootstrap_servers": bootstrap, "redis_url": SecretStr(redis_server.url)}
+        )
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "OUTBID_TOPIC_PREFIX": settings.topic_prefix,
+            "REDIS_URL": redis_server.url,
+        }
         topics = load_topics(settings.topics_file)
         client = admin.admin_client(bootstrap)
         admin.apply(
@@ -223,3 +237,4 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
         for pid in pids.values():
             processes.stop(pid)
         cluster.stop()
+        redis_server.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import faust
 
 from app import eos
+from app.readmodel import ReadModel
 from app.settings import Settings, get_settings
 from app.topics import load_topics
 from app.topology import declare as declare_topics
@@ -52,7 +53,8 @@ def create_app(settings: Settings) -> faust.App:
     aggregates = auctions_table.declare(app, settings, topology.partitions)
     views = highest_bids_table.declare(app, settings, topology.partitions)
     bids.register(app, topology, aggregates, settings.recent_commands)
-    highest_bids.register(app, topology, views)
+    read_model = ReadModel(settings) if settings.redis_enabled else None
+    highest_bids.register(app, topology, views, read_model)
     auctions.register(app, views)
     commands.register(app, topology)
     health.register(app)

@@ -59,6 +59,14 @@ COMMAND_TO_PROJECTION = Histogram(
     "Command issued_at to the highest-bid projection applying its event",
     buckets=LATENCY_BUCKETS,
 )
+COMMAND_TO_REDIS = Histogram(
+    "outbid_command_to_redis_seconds",
+    "Command issued_at to its result visible in the Redis read model",
+    buckets=LATENCY_BUCKETS,
+)
+REDIS_WRITES = Counter(
+    "outbid_redis_writes_total", "Read-model writes, by result (applied or stale)", ["result"]
+)
 REBALANCES = Counter("outbid_rebalances_total", "Partition assignments received by this worker")
 RECOVERY = Histogram(
     "outbid_recovery_seconds",

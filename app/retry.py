@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from redis import exceptions as redis_errors
+
 from app.errors import OutbidError
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,23 @@ def is_retriable(exc: BaseException) -> bool:
         return exc.retriable
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return True
+    if isinstance(
+        exc,
+        (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError),
+    ):
+        return True
     retriable = getattr(exc, "retriable", None)  # aiokafka errors carry it on the class
     return bool(retriable) if retriable is not None else False
 
 
 class RetriesExhaustedError(OutbidError):
-    """A transient failure did not go away within the retry budget."""
+    """A transient failure did not go away within the retry budget.
+
+    Still retriable: the caller gives up on this attempt (the worker stops and its partitions
+    are re-processed), the record itself is not at fault and must not be dead-lettered.
+    """
+
+    retriable = True
 
 
 async def retry(

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     web_bind: str = "127.0.0.1"
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     table_cache_mb: int = Field(default=16, ge=1, le=4096)
+    # Redis keys: {namespace}:auction:{id} (hash), {namespace}:hot (zset), {namespace}:changes (pub/sub)
+    redis_namespace: str = "outbid"
+    redis_enabled: bool = True
     # A worker killed without leaving the group holds its partitions until this expires.
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     # Names of app/eos.py fixes to leave out (comma-separated); for the tests that prove each fix.
@@ -51,6 +54,10 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The live name of a topics.yaml topic (with OUTBID_TOPIC_PREFIX applied)."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"{self.topic_prefix}{self.redis_namespace}"
 
     @property
     def disabled_fixes(self) -> frozenset[str]:

@@ -209,6 +209,24 @@ class PartitionAudit:
                 live_norm[key] = f"undecodable: {exc}".encode()
         self._compare(table, live_norm, fold)
 
+    def compare_redis(self, stored: dict[str, bytes | None]) -> None:
+        """The Redis read model: one `view` per auction, equal to the fold (extra keys are not scanned)."""
+        live = {}
+        for auction_id, raw in stored.items():
+            if raw is None:
+                continue
+            try:
+                live[auction_id.encode()] = orjson.dumps(
+                    orjson.loads(raw), option=orjson.OPT_SORT_KEYS
+                )
+            except orjson.JSONDecodeError:
+                live[auction_id.encode()] = b"undecodable"
+        fold = {
+            aid.encode(): orjson.dumps(v.to_json_dict(), option=orjson.OPT_SORT_KEYS)
+            for aid, v in self.views.items()
+        }
+        self._compare("redis", live, fold)
+
     def compare_aggregates(self, table: str, records: Iterable[Record]) -> None:
         live = _latest(records)
         fold = {aid.encode(): _state_json(s) for aid, s in self.states.items()}

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import redis
+
 from app.audit.checks import CommandLedger, Findings, PartitionAudit, coordinate, settle_ledger
 from app.audit.reader import TopicReader
+from app.errors import KafkaUnavailableError
 from app.settings import Settings
 from app.topics.spec import AUCTIONS_CHANGELOG, COMMANDS, DLQ, EVENTS, HIGHEST_BIDS_CHANGELOG
 
@@ -20,6 +23,11 @@ Progress = Callable[[str, int, int], None]
 def verify(settings: Settings, *, live: bool = False, progress: Progress | None = None) -> Findings:
     topic = settings.topic
     reader = TopicReader(settings.kafka_bootstrap_servers)
+    redis_client = (
+        redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=10)
+        if settings.redis_enabled
+        else None
+    )
     findings, ledger = Findings(), CommandLedger()
     try:
         partitions = reader.partitions(topic(COMMANDS))
@@ -48,27 +56,48 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
             audit.compare_aggregates(
                 "auctions", reader.read(topic(AUCTIONS_CHANGELOG), p, aggregates_end.get(p, 0))
             )
+            if redis_client is not None:
+                ids = sorted(audit.views)
+                values = redis_client.pipeline(transaction=False)
+                for auction_id in ids:
+                    values.hget(f"{settings.redis_prefix}:auction:{auction_id}", "view")
+                audit.compare_redis(dict(zip(ids, values.execute(), strict=True)))
             findings.counts["auctions"] += len(audit.states)
-        sources = set()
-        for p, end in dlq_end.items():
-            for record in reader.read(topic(DLQ), p, end):
-                findings.counts["dead_letters"] += 1
-                reason = record.headers.get("outbid.reason", b"unknown").decode(errors="replace")
-                findings.counts[f"dead_letters_{reason}"] += 1
-                src_topic = record.headers.get("outbid.source.topic", b"").decode(errors="replace")
-                src_partition = record.headers.get("outbid.source.partition", b"-1").decode()
-                src_offset = record.headers.get("outbid.source.offset", b"-1").decode()
-                if src_partition.lstrip("-").isdigit() and src_offset.lstrip("-").isdigit():
-                    source = coordinate(src_topic, int(src_partition), int(src_offset))
-                    if source in sources:
-                        findings.problem(
-                            "duplicate_dead_letter",
-                            f"{source} dead-lettered again at {topic(DLQ)}[{p}]@{record.offset}",
-                        )
-                    sources.add(source)
+        sources = _dead_letter_sources(reader, topic(DLQ), dlq_end, findings)
         settle_ledger(ledger, sources, findings)
         if progress:
             progress("done", len(partitions), len(partitions))
+    except redis.RedisError as exc:
+        raise KafkaUnavailableError(
+            f"Redis at the configured REDIS_URL did not answer ({exc}); start it, or audit the Kafka "
+            "side only with OUTBID_REDIS_ENABLED=false"
+        ) from exc
     finally:
         reader.close()
+        if redis_client is not None:
+            redis_client.close()
     return findings
+
+
+def _dead_letter_sources(
+    reader: TopicReader, dlq: str, ends: dict[int, int], findings: Findings
+) -> set[str]:
+    """Where each dead letter came from; a source dead-lettered twice is a problem."""
+    sources: set[str] = set()
+    for p, end in ends.items():
+        for record in reader.read(dlq, p, end):
+            findings.counts["dead_letters"] += 1
+            reason = record.headers.get("outbid.reason", b"unknown").decode(errors="replace")
+            findings.counts[f"dead_letters_{reason}"] += 1
+            src_topic = record.headers.get("outbid.source.topic", b"").decode(errors="replace")
+            src_partition = record.headers.get("outbid.source.partition", b"-1").decode()
+            src_offset = record.headers.get("outbid.source.offset", b"-1").decode()
+            if src_partition.lstrip("-").isdigit() and src_offset.lstrip("-").isdigit():
+                source = coordinate(src_topic, int(src_partition), int(src_offset))
+                if source in sources:
+                    findings.problem(
+                        "duplicate_dead_letter",
+                        f"{source} dead-lettered again at {dlq}[{p}]@{record.offset}",
+                    )
+                sources.add(source)
+    return sources

@@ -26,6 +26,7 @@ CHECKS = {
     "events decode and are keyed by auction": ("undecodable_event", "event_key_mismatch"),
     "highest_bids table == fold(events)": ("highest_bids_differs_from_fold",),
     "auctions table == fold(events)": ("auctions_differs_from_fold",),
+    "Redis read model == fold(events)": ("redis_differs_from_fold",),
 }
 
 

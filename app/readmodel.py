@@ -1,0 +1,92 @@
+"""The Redis read model: one hash per auction, a "hot" sorted set, and a change channel.
+
+Written with one server-side script that applies a view only if its seq is newer than the
+stored one, so redelivery, re-processing after a crash, and a stale writer during a rebalance
+can never move an auction backwards. Redis is outside the Kafka transaction: writes are
+at-least-once and made idempotent by that seq guard.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from app.domain import HighestBid
+from app.retry import Backoff
+from app.settings import Settings
+
+# KEYS: auction hash, hot zset, change channel.  ARGV: seq, view json, status, highest bid,
+# highest bidder, updated_at, bid count, auction id, change message.
+APPLY_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], 'seq')
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'view', ARGV[2], 'status', ARGV[3],
+           'highest_bid', ARGV[4], 'highest_bidder', ARGV[5], 'updated_at', ARGV[6])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[7]), ARGV[8])
+redis.call('PUBLISH', KEYS[3], ARGV[9])
+return 1
+"""
+# Redis down for a while: ~60 s of backing off before the worker gives up and restarts.
+REDIS_BACKOFF = Backoff(initial_s=0.05, factor=2.0, max_s=5.0, attempts=20)
+
+
+class ReadModel:
+    def __init__(self, settings: Settings) -> None:
+        self.client: Any = aioredis.from_url(  # rediss:// for TLS; user:password@ for auth
+            settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
+        )
+        self.prefix = settings.redis_prefix
+        self.script: Any = self.client.register_script(APPLY_IF_NEWER)
+
+    def key(self, auction_id: str) -> str:
+        return f"{self.prefix}:auction:{auction_id}"
+
+    @property
+    def hot_key(self) -> str:
+        return f"{self.prefix}:hot"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:changes"
+
+    async def apply(self, view: HighestBid, issued_at: float | None = None) -> bool:
+        """Store `view` unless Redis already holds this auction at the same or a newer seq."""
+        doc = view.to_json_dict()
+        body = orjson.dumps(doc)
+        change = orjson.dumps({**doc, "issued_at": issued_at, "visible_at": time.time()})
+        applied = await self.script(
+            keys=[self.key(view.auction_id), self.hot_key, self.channel],
+            args=[
+                view.seq,
+                body,
+                view.status.value,
+                "" if view.highest_bid is None else view.highest_bid,
+                view.highest_bidder or "",
+                doc["updated_at"] or "",
+                view.bid_count,
+                view.auction_id,
+                change,
+            ],
+        )
+        return bool(applied)
+
+    async def get(self, auction_id: str) -> dict[str, Any] | None:
+        raw = await self.client.hget(self.key(auction_id), "view")
+        return None if raw is None else dict(orjson.loads(raw))
+
+    async def hottest(self, count: int = 20) -> list[dict[str, Any]]:
+        ids = await self.client.zrevrange(self.hot_key, 0, count - 1)
+        views = []
+        for auction_id in ids:
+            view = await self.get(auction_id.decode())
+            if view is not None:
+                views.append(view)
+        return views
+
+    async def close(self) -> None:
+        await self.client.aclose()
