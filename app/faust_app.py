@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> faust.App:
     topology = declare_topics(app, settings, spec)
 
     from agents import bids, highest_bids  # noqa: PLC0415 - agents import faust-heavy modules
-    from app.web import auctions, commands, health, metrics  # noqa: PLC0415
+    from app.web import auctions, commands, health, live, metrics  # noqa: PLC0415
     from tables import auctions as auctions_table  # noqa: PLC0415
     from tables import highest_bids as highest_bids_table  # noqa: PLC0415
 
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> faust.App:
     health.register(app)
     metrics.register(app)
     metrics.track_rebalances(app)
+    live.register(app, read_model)
     return app
 
 

@@ -20,12 +20,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def _produce(line: Pipeline, prefix: str, seed: int) -> dict[str, dict[str, object]]:
     commands = list(sample_commands(auctions=15, bids_per_auction=5, seed=seed, prefix=prefix))
-    done = run_outbid("produce", "-", env=line.env, input="".join(encode_command(c).decode() + "\n" for c in commands))
+    done = run_outbid(
+        "produce",
+        "-",
+        env=line.env,
+        input="".join(encode_command(c).decode() + "\n" for c in commands),
+    )
     assert done.returncode == 0, done.stderr
     return expected_views(commands)
 
 
-def test_redis_outage_of_10_s_is_retried_and_the_model_catches_up(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_redis_outage_of_10_s_is_retried_and_the_model_catches_up(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     redis = RedisServer(tmp_path / "redis", port=processes.free_port())
     redis.start()
     try:

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 def test_a_stale_seq_never_overwrites_a_newer_one(servers: Servers, prefix: str) -> None:
     settings = Settings(REDIS_URL=servers.redis, topic_prefix=prefix)  # type: ignore[call-arg]
-    newer = HighestBid(auction_id="A-1", status=AuctionStatus.OPEN, highest_bid=500, highest_bidder="b", seq=5)
+    newer = HighestBid(
+        auction_id="A-1", status=AuctionStatus.OPEN, highest_bid=500, highest_bidder="b", seq=5
+    )
     older = replace(newer, highest_bid=100, highest_bidder="a", seq=3)
 
     async def scenario() -> tuple[bool, bool, bool, dict[str, object] | None, list[object]]:
