@@ -49,3 +49,28 @@ def test_kafka_listeners_agree_with_the_bootstrap_address() -> None:
     assert any(
         re.search(rf"localhost:{p}\b", kafka["KAFKA_ADVERTISED_LISTENERS"]) for p in host_ports
     )
+
+
+def test_grafana_dashboard_only_queries_metrics_the_workers_export() -> None:
+    import json  # noqa: PLC0415
+
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    import app.metrics  # noqa: F401, PLC0415 - registers every metric
+
+    exported = {
+        sample_name
+        for family in REGISTRY.collect()
+        for sample_name in [family.name, f"{family.name}_total", f"{family.name}_bucket"]
+    }
+    dashboard = json.loads((REPO / "infra/grafana/dashboards/outbid.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(outbid_[a-z_]+)", target["expr"])
+    }
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exported, f"unknown metrics in the dashboard: {queried - exported}"
+    grafana = COMPOSE["services"]["grafana"]
+    assert any("provisioning" in volume for volume in grafana["volumes"])
