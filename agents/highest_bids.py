@@ -11,9 +11,9 @@ import faust
 from agents.dead_letters import DeadLetters
 from agents.processing import process_stream
 from app import metrics
-from app.domain import HighestBid, apply, decode_event, decode_view, encode_view
+from app.domain import BidAccepted, HighestBid, apply, decode_event, decode_view, encode_view
 from app.errors import InvalidMessage
-from app.readmodel import REDIS_BACKOFF, ReadModel
+from app.readmodel import REDIS_BACKOFF, ReadModel, current_minute
 from app.retry import retry
 from app.topology import Topology
 
@@ -23,8 +23,13 @@ ISSUED_AT_HEADER = "outbid.issued-at"  # set by agents/bids.py on every event re
 
 class HighestBidProjector:
     def __init__(
-        self, views: Any, dead_letters: DeadLetters, read_model: ReadModel | None = None
+        self,
+        views: Any,
+        dead_letters: DeadLetters,
+        read_model: ReadModel | None = None,
+        bid_rate: Any = None,
     ) -> None:
+        self.bid_rate = bid_rate  # windowed table: accepted bids per auction per minute
         self.views = views
         self.dead_letters = dead_letters
         self.read_model = read_model
@@ -48,14 +53,21 @@ class HighestBidProjector:
         if issued is not None:
             metrics.COMMAND_TO_PROJECTION.observe(max(0.0, time.time() - issued))
         if self.read_model is not None:
-            await self.to_redis(self.read_model, updated, issued)
+            rate = 0
+            if self.bid_rate is not None and isinstance(event, BidAccepted):
+                self.bid_rate[event.auction_id] += 1
+                rate = int(self.bid_rate[event.auction_id].current())
+            await self.to_redis(self.read_model, updated, issued, rate)
         return "applied"
 
     @staticmethod
-    async def to_redis(read_model: ReadModel, view: HighestBid, issued: float | None) -> None:
+    async def to_redis(
+        read_model: ReadModel, view: HighestBid, issued: float | None, rate: int
+    ) -> None:
         """Outside the Kafka transaction: retried with backoff, idempotent by seq."""
+        minute = current_minute()
         applied = await retry(
-            lambda: read_model.apply(view, issued),
+            lambda: read_model.apply(view, issued, rate, minute),
             what=f"redis write of {view.auction_id}",
             backoff=REDIS_BACKOFF,
             on_retry=lambda *_: metrics.RETRIES.labels("redis").inc(),
@@ -76,9 +88,15 @@ class HighestBidProjector:
         return None
 
 
-def register(app: faust.App, topology: Topology, views: Any, read_model: ReadModel | None) -> Any:
+def register(
+    app: faust.App,
+    topology: Topology,
+    views: Any,
+    read_model: ReadModel | None,
+    bid_rate: Any = None,
+) -> Any:
     dead_letters = DeadLetters(topology.dead_letters)
-    projector = HighestBidProjector(views, dead_letters, read_model)
+    projector = HighestBidProjector(views, dead_letters, read_model, bid_rate)
 
     @app.agent(topology.events, name="project-highest-bids")
     async def project_highest_bids(stream: Any) -> None:

@@ -48,14 +48,16 @@ def create_app(settings: Settings) -> faust.App:
     from agents import bids, highest_bids  # noqa: PLC0415 - agents import faust-heavy modules
     from app.web import auctions, commands, health, live, metrics  # noqa: PLC0415
     from tables import auctions as auctions_table  # noqa: PLC0415
+    from tables import bid_rate as bid_rate_table  # noqa: PLC0415
     from tables import highest_bids as highest_bids_table  # noqa: PLC0415
 
     aggregates = auctions_table.declare(app, settings, topology.partitions)
     views = highest_bids_table.declare(app, settings, topology.partitions)
     bids.register(app, topology, aggregates, settings.recent_commands)
     read_model = ReadModel(settings) if settings.redis_enabled else None
-    highest_bids.register(app, topology, views, read_model)
-    auctions.register(app, views)
+    bid_rate = bid_rate_table.declare(app, settings, topology.partitions) if read_model else None
+    highest_bids.register(app, topology, views, read_model, bid_rate)
+    auctions.register(app, views, aggregates, read_model)
     commands.register(app, topology)
     health.register(app)
     metrics.register(app)

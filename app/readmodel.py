@@ -18,8 +18,9 @@ from app.domain import HighestBid
 from app.retry import Backoff
 from app.settings import Settings
 
-# KEYS: auction hash, hot zset, change channel.  ARGV: seq, view json, status, highest bid,
-# highest bidder, updated_at, bid count, auction id, change message.
+# KEYS: auction hash, this minute's hot zset, change channel.  ARGV: seq, view json, status,
+# highest bid, highest bidder, updated_at, bids this minute (0: leave the zset), auction id,
+# change message.
 APPLY_IF_NEWER = """
 local current = redis.call('HGET', KEYS[1], 'seq')
 if current and tonumber(current) >= tonumber(ARGV[1]) then
@@ -27,12 +28,19 @@ if current and tonumber(current) >= tonumber(ARGV[1]) then
 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'view', ARGV[2], 'status', ARGV[3],
            'highest_bid', ARGV[4], 'highest_bidder', ARGV[5], 'updated_at', ARGV[6])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[7]), ARGV[8])
+if tonumber(ARGV[7]) > 0 then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[7]), ARGV[8])
+  redis.call('EXPIRE', KEYS[2], 600)
+end
 redis.call('PUBLISH', KEYS[3], ARGV[9])
 return 1
 """
 # Redis down for a while: ~60 s of backing off before the worker gives up and restarts.
 REDIS_BACKOFF = Backoff(initial_s=0.05, factor=2.0, max_s=5.0, attempts=20)
+
+
+def current_minute() -> int:
+    return int(time.time() // 60)
 
 
 class ReadModel:
@@ -46,21 +54,31 @@ class ReadModel:
     def key(self, auction_id: str) -> str:
         return f"{self.prefix}:auction:{auction_id}"
 
-    @property
-    def hot_key(self) -> str:
-        return f"{self.prefix}:hot"
+    def hot_key(self, minute: int) -> str:
+        """Accepted bids per auction in one minute (a zset that expires after 10 minutes)."""
+        return f"{self.prefix}:hot:{minute}"
 
     @property
     def channel(self) -> str:
         return f"{self.prefix}:changes"
 
-    async def apply(self, view: HighestBid, issued_at: float | None = None) -> bool:
+    async def apply(
+        self,
+        view: HighestBid,
+        issued_at: float | None = None,
+        bids_this_minute: int = 0,
+        minute: int | None = None,
+    ) -> bool:
         """Store `view` unless Redis already holds this auction at the same or a newer seq."""
         doc = view.to_json_dict()
         body = orjson.dumps(doc)
         change = orjson.dumps({**doc, "issued_at": issued_at, "visible_at": time.time()})
         applied = await self.script(
-            keys=[self.key(view.auction_id), self.hot_key, self.channel],
+            keys=[
+                self.key(view.auction_id),
+                self.hot_key(minute if minute is not None else current_minute()),
+                self.channel,
+            ],
             args=[
                 view.seq,
                 body,
@@ -68,7 +86,7 @@ class ReadModel:
                 "" if view.highest_bid is None else view.highest_bid,
                 view.highest_bidder or "",
                 doc["updated_at"] or "",
-                view.bid_count,
+                bids_this_minute,
                 view.auction_id,
                 change,
             ],
@@ -80,7 +98,13 @@ class ReadModel:
         return None if raw is None else dict(orjson.loads(raw))
 
     async def hottest(self, count: int = 20) -> list[dict[str, Any]]:
-        ids = await self.client.zrevrange(self.hot_key, 0, count - 1)
+        """The auctions with the most accepted bids this minute (or the last minute that had any)."""
+        now = current_minute()
+        ids: list[bytes] = []
+        for minute in range(now, now - 10, -1):
+            ids = await self.client.zrevrange(self.hot_key(minute), 0, count - 1)
+            if ids:
+                break
         views = []
         for auction_id in ids:
             view = await self.get(auction_id.decode())

@@ -73,6 +73,8 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
             "command_id": command.command_id,
             "auction_id": command.auction_id,
             "partition": metadata.partition,
+            "token": command.command_id,  # GET /auctions/{id}?after=TOKEN waits until it is applied
+            "read": f"/auctions/{command.auction_id}?after={command.command_id}",
             "offset": metadata.offset,
         },
         status=202,

@@ -231,6 +231,23 @@ def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(
     wait_until_views_match(
         [url], {"H-1": {"status": "open", "highest_bid": 150, "highest_bidder": "b1", "seq": 2}}
     )
+    # read-your-writes: the 202's token makes the read wait until the projection has applied it
+    status, bid = post("/auctions/H-1/bids", b'{"bidder_id":"b2","amount":900,"currency":"EUR"}')
+    assert status == 202
+    status, answer = get_json(f"{url}{bid['read']}", timeout=15)
+    assert (status, answer["caught_up"], answer["highest_bid"], answer["highest_bidder"]) == (
+        200,
+        True,
+        900,
+        "b2",
+    )
+    assert answer["age_ms"] >= 0
+    status, answer = get_json(f"{url}/auctions/H-1?after={bid['token']}&source=redis", timeout=15)
+    assert (answer["caught_up"], answer["source"], answer["highest_bid"]) == (True, "redis", 900)
+    status, answer = get_json(f"{url}/auctions/H-1?after=never-sent&wait_ms=300", timeout=15)
+    assert status == 200
+    assert answer["caught_up"] is False
+    assert "not yet applied" in answer["error"]
     status, answer = get_json(f"{url}/auctions/nope-404")
     assert status == 404
     status, answer = get_json(f"{url}/auctions/bad%20id")

@@ -16,7 +16,7 @@ def test_apply_creates_every_topic_and_a_second_run_changes_nothing(
 ) -> None:
     first = run_outbid("topics", "apply", env=outbid_env)
     assert first.returncode == 0, first.stderr
-    assert [line.split()[0] for line in first.stdout.splitlines()[:-1]] == ["create"] * 6
+    assert [line.split()[0] for line in first.stdout.splitlines()[:-1]] == ["create"] * 7
     second = run_outbid("topics", "apply", env=outbid_env)
     assert second.returncode == 0, second.stderr
     assert second.stdout.startswith("no change"), second.stdout
@@ -25,10 +25,10 @@ def test_apply_creates_every_topic_and_a_second_run_changes_nothing(
 def test_dry_run_changes_nothing(outbid_env: dict[str, str]) -> None:
     dry = run_outbid("topics", "apply", "--dry-run", env=outbid_env)
     assert dry.returncode == 0, dry.stderr
-    assert "dry run: 6 change(s) not applied" in dry.stdout
+    assert "dry run: 7 change(s) not applied" in dry.stdout
     check = run_outbid("topics", "check", env=outbid_env)
     assert check.returncode == 1
-    assert sum(line.startswith("create ") for line in check.stdout.splitlines()) == 6
+    assert sum(line.startswith("create ") for line in check.stdout.splitlines()) == 7
 
 
 def test_check_reports_drift_made_with_kafka_configs_and_apply_repairs_it(
