@@ -120,31 +120,36 @@ class OutbidTransactionManager(TransactionManager):
     ) -> Any:
         p = self.consumer.key_partition(topic, key, partition)
         event = current_event()
+        producer: Any = self.producer
+        transactional = event is not None or (
+            p is not None and topic in self.app.tables.changelog_topics
+        )
         tid = None
-        with contextlib.suppress(KeyError):
-            if event is not None:
-                tid = self._tid(event.message.topic, event.message.partition)
-            elif p is not None and topic in self.app.tables.changelog_topics:
-                # A buffered table write (sent from the buffer's task, outside the event): its
-                # changelog partition is the source partition, so this is the source's transaction.
-                tid = self._tid(topic, p)
+        if transactional:
+            # In an event: the transaction of the record's source partition. A buffered table
+            # write (sent later from Faust's buffer task, outside the event): its changelog
+            # partition is the source partition, so the same transaction.
+            source = (
+                (event.message.topic, event.message.partition) if event is not None else (topic, p)
+            )
+            with contextlib.suppress(KeyError):  # the assignor forgot the topic: a rebalance
+                tid = self._tid(*source)
+            if tid is None or tid not in producer._transaction_producers:
+                # The partition was revoked while its record was being processed. Sending
+                # outside a transaction would make this output permanent while the record is
+                # re-processed by the partition's next owner: a duplicate. Never do that.
+                revoked = PartitionRevokedError(
+                    f"{tid or source} has no transaction; {topic}[{p}] not sent"
+                )
+                if event is not None:
+                    raise revoked  # the agent drops the record; its next owner re-processes it
+                # A buffered table write: fail its future (raising would kill Faust's buffer task).
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(revoked)
+                return failed
         # Anything else outside an event (a web view producing a command) is not part of any
         # consume-process-produce cycle: inside a transaction it would stay invisible until that
         # partition next commits, which an idle partition never does.
-        producer: Any = self.producer
-        if tid is not None and tid not in producer._transaction_producers:
-            # The source partition was revoked while its record was being processed (a
-            # rebalance). Sending outside a transaction would make this output permanent while
-            # the record itself is re-processed by the partition's next owner: a duplicate.
-            revoked = PartitionRevokedError(
-                f"{tid} has no transaction any more; {topic}[{p}] not sent"
-            )
-            if event is not None:
-                raise revoked  # the agent drops the record; its next owner re-processes it
-            # A buffered table write: fail its future (raising would kill Faust's buffer task).
-            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            failed.set_exception(revoked)
-            return failed
         return await self.producer.send(
             topic, key, value, p, timestamp, headers, transactional_id=tid
         )

@@ -25,7 +25,7 @@ def test_a_stale_seq_never_overwrites_a_newer_one(servers: Servers, prefix: str)
     async def scenario() -> tuple[bool, bool, bool, dict[str, object] | None, list[object]]:
         model = ReadModel(settings)
         try:
-            first = await model.apply(newer)
+            first = await model.apply(newer, bids_this_minute=1)
             stale = await model.apply(older)  # e.g. a re-processed event after a restart
             same = await model.apply(replace(newer, highest_bid=999))  # same seq: a redelivery
             return first, stale, same, await model.get("A-1"), await model.hottest()
