@@ -129,8 +129,10 @@ class OutbidTransactionManager(TransactionManager):
             # In an event: the transaction of the record's source partition. A buffered table
             # write (sent later from Faust's buffer task, outside the event): its changelog
             # partition is the source partition, so the same transaction.
-            source = (
-                (event.message.topic, event.message.partition) if event is not None else (topic, p)
+            source: tuple[str, int] = (
+                (event.message.topic, event.message.partition)
+                if event is not None
+                else (topic, p or 0)
             )
             with contextlib.suppress(KeyError):  # the assignor forgot the topic: a rebalance
                 tid = self._tid(*source)
