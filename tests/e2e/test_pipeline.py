@@ -190,7 +190,22 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(
     )
     assert done.returncode == 0, done.stderr
     pipeline.restart_worker(2)
+    # client retries: re-send some commands already decided; they must change nothing
+    retried = [c for c in commands if c.auction_id in {"A-3", "A-30", "A-50"}][:12] + extra[:5]
+    done = run_outbid(
+        "produce",
+        "-",
+        env=pipeline.env,
+        input="".join(encode_command(c).decode() + "\n" for c in retried),
+    )
+    assert done.returncode == 0, done.stderr
     wait_until_views_match(pipeline.urls(), {**expected, **expected_views(extra)})
+    time.sleep(2)  # the last transactions commit
+    # and the whole run audits clean, the Redis read model included
+    audit = run_outbid("verify", env=pipeline.env)
+    assert audit.returncode == 0, audit.stdout
+    assert "duplicates_absorbed" in audit.stdout
+    assert "Redis read model == fold(events)" in audit.stdout
 
 
 def test_http_commands_are_accepted_with_their_offset_and_bad_bodies_get_400(
