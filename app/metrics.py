@@ -68,6 +68,11 @@ REDIS_WRITES = Counter(
     "outbid_redis_writes_total", "Read-model writes, by result (applied or stale)", ["result"]
 )
 REBALANCES = Counter("outbid_rebalances_total", "Partition assignments received by this worker")
+RECOVERY_RECORDS = Counter(
+    "outbid_recovery_records_total",
+    "Changelog records replayed into a table during recovery",
+    ["table"],
+)
 RECOVERY = Histogram(
     "outbid_recovery_seconds",
     "Time from a partition assignment to ready",

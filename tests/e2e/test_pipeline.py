@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
@@ -181,6 +182,15 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(
     pipeline.stop_worker(2)
     pipeline.wait_ready()
     wait_until_views_match(pipeline.urls(), expected)
+    # worker 1 rebuilt worker 2's partitions from their changelogs, and says how much it replayed
+    with urllib.request.urlopen(f"{pipeline.urls()[0]}/metrics", timeout=10) as response:
+        replayed = [
+            line
+            for line in response.read().decode().splitlines()
+            if line.startswith('outbid_recovery_records_total{table="auctions"}')
+        ]
+    assert replayed, "no outbid_recovery_records_total for the auctions table"
+    assert float(replayed[0].split()[-1]) > 0, replayed
     extra = list(sample_commands(auctions=10, bids_per_auction=2, seed=12, prefix="R"))
     done = run_outbid(
         "produce",
