@@ -32,13 +32,18 @@ def dev() -> None:
 )
 @click.option(
     "--kafka-port",
-    default=9092,
-    show_default=True,
+    default=None,
     type=click.IntRange(1024, 65000),
-    help="Client port of the first node; node i uses port+2i (and port+2i+1 for its controller).",
+    help="Client port of the first node (default 9092, or free ports when taken); node i uses "
+    "port+2i (and port+2i+1 for its controller).",
 )
-@click.option("--redis-port", default=6379, show_default=True, type=click.IntRange(1024, 65535))
-def up(brokers: int, workers: int, kafka_port: int, redis_port: int) -> None:
+@click.option(
+    "--redis-port",
+    default=None,
+    type=click.IntRange(1024, 65535),
+    help="Default 6379, or a free port when 6379 is taken.",
+)
+def up(brokers: int, workers: int, kafka_port: int | None, redis_port: int | None) -> None:
     """Bring the stack up and wait until every part answers."""
     settings = get_settings()
     with click.progressbar(length=1, label="starting Kafka and Redis") as bar:

@@ -61,14 +61,38 @@ def external(name: str) -> str | None:
     return value or None
 
 
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_REDIS_PORT = 6379
+
+
+def _default_ports(brokers: int, kafka_port: int | None, redis_port: int | None) -> tuple[int, int]:
+    """Ports the user did not choose: the defaults, or free ones when something else holds them
+    (Debian's redis-server package, for one, starts a system Redis on 6379 when installed)."""
+    if kafka_port is None:
+        kafka_port = DEFAULT_KAFKA_PORT
+        if not all(processes.port_free(kafka_port + i) for i in range(2 * brokers)):
+            kafka_port = processes.free_port_run(2 * brokers)
+            log.warning("port %d is busy: Kafka uses %d instead", DEFAULT_KAFKA_PORT, kafka_port)
+    if redis_port is None:
+        redis_port = DEFAULT_REDIS_PORT
+        if not processes.port_free(redis_port):
+            redis_port = processes.free_port()
+            log.warning("port %d is busy: Redis uses %d instead", DEFAULT_REDIS_PORT, redis_port)
+    return kafka_port, redis_port
+
+
 def up(
-    settings: Settings, brokers: int = 1, kafka_port: int = 9092, redis_port: int = 6379
+    settings: Settings,
+    brokers: int = 1,
+    kafka_port: int | None = None,
+    redis_port: int | None = None,
 ) -> StackState:
     """Start what is not already given by KAFKA_BOOTSTRAP_SERVERS / REDIS_URL."""
     current = load_state(settings)
     if current and _running(current):
         log.info("stack already running")
         return current
+    kafka_port, redis_port = _default_ports(brokers, kafka_port, redis_port)
     kafka_data = settings.state_dir / "kafka"
     if current and current.kafka_nodes and len(current.kafka_nodes) != brokers:
         shutil.rmtree(
