@@ -119,6 +119,10 @@ def demo(auctions: int, bids: int, workers: int) -> None:  # noqa: PLR0915 - a s
     console.print(
         f"  {urls[-1]}/auctions/{commands[0].auction_id}   an auction (any worker answers for any auction)"
     )
+    console.print(
+        f"  {urls[0]}/                      the live page (open it, then run the demo again)"
+    )
+    console.print(f"  {urls[0]}/metrics               Prometheus metrics")
     console.print(f"  {urls[0]}/readyz                partitions this worker owns")
     console.print(
         f"  outbid kafka kafka-console-consumer --bootstrap-server {state.kafka} "
