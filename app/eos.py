@@ -222,7 +222,7 @@ class OutbidProducer(faust_aiokafka.Producer):
         }
 
 
-RECOVERY_IDLE_S = 0.5
+RECOVERY_IDLE_S = 2.0  # 0.5 s let recovery end while fetched changelog records were still in flight on a loaded machine (suspected cause of stale state in chaos runs)
 TRANSACTION_TIMEOUT_MS = 300_000
 
 
