@@ -16,14 +16,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from agents.dead_letters import REASON
 from app.errors import KafkaUnavailableError
+from app.producers import command_producer
 from app.retry import Backoff
 from app.settings import Settings
 from app.topics.spec import COMMANDS, DLQ
 
+COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
 REPLAYED_FROM = "outbid.replayed-from"
 BATCH = 1_000
 
@@ -62,14 +70,7 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
     producer = (
         None
         if dry_run
-        else Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "partitioner": "murmur2_random",
-                "transactional.id": group,
-                "logger": librdkafka,
-            }
-        )
+        else command_producer(settings.kafka_bootstrap_servers, **{"transactional.id": group})
     )
     report = ReplayReport()
     try:
@@ -134,7 +135,11 @@ def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicParti
         try:
             return list(consumer.committed(tps, timeout=15))
         except KafkaException as exc:
-            if not exc.args[0].retriable() or attempt == backoff.attempts - 1:
+            error = exc.args[0]
+            # librdkafka does not flag these as retriable, but a brand-new group's coordinator
+            # is simply not elected yet.
+            transient = error.retriable() or error.code() in COORDINATOR_NOT_READY
+            if not transient or attempt == backoff.attempts - 1:
                 raise
             time.sleep(backoff.delay(attempt))
     raise AssertionError("unreachable")  # pragma: no cover

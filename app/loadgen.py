@@ -6,7 +6,6 @@ possible, and reports exactly what it sent, so a run can be audited afterwards.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections import Counter, deque
@@ -14,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Producer
-
 from app.domain import CloseAuction, Command, OpenAuction, PlaceBid, encode_command
 from app.errors import KafkaUnavailableError
+from app.producers import command_producer
 
 GARBAGE = (
     b"not json at all",
@@ -153,24 +151,13 @@ def generate(
     return report
 
 
-def kafka_producer(bootstrap: str) -> Producer:
-    return Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "partitioner": "murmur2_random",  # the Java client's and Faust's partitioner
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 500_000,
-            "logger": logging.getLogger("librdkafka"),
-        }
-    )
-
-
 def run(
     spec: LoadSpec, bootstrap: str, topic: str, tick: Callable[[int], None] | None = None
 ) -> LoadReport:
-    producer = kafka_producer(bootstrap)
+    producer = command_producer(
+        bootstrap,
+        **{"linger.ms": 5, "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000},
+    )
     failures: list[str] = []
 
     def delivered(err: object, _msg: object) -> None:

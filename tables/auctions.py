@@ -7,17 +7,12 @@ from typing import Any
 import faust
 
 from app.settings import Settings
-from tables.options import rocksdb_options
+from tables.options import bytes_table
 
 NAME = "auctions"  # changelog: {app id}-auctions-changelog, declared in topics.yaml
 
 
 def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    return app.Table(
-        NAME,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=partitions,
-        options=rocksdb_options(settings),
-        help="Auction aggregate state, written by the command handler.",
+    return bytes_table(
+        app, settings, NAME, partitions, "Auction aggregate state, written by the command handler."
     )

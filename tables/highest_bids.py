@@ -7,17 +7,12 @@ from typing import Any
 import faust
 
 from app.settings import Settings
-from tables.options import rocksdb_options
+from tables.options import bytes_table
 
 NAME = "highest_bids"  # changelog: {app id}-highest_bids-changelog, declared in topics.yaml
 
 
 def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    return app.Table(
-        NAME,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=partitions,
-        options=rocksdb_options(settings),
-        help="Highest bid per auction, folded from auction-events.",
+    return bytes_table(
+        app, settings, NAME, partitions, "Highest bid per auction, folded from auction-events."
     )

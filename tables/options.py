@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
+
 from app.settings import Settings
 
 MiB = 1024 * 1024
@@ -19,3 +21,18 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
         "max_write_buffer_number": 2,
         "max_open_files": 256,
     }
+
+
+def bytes_table(
+    app: faust.App, settings: Settings, name: str, partitions: int, help_text: str
+) -> Any:
+    """A RocksDB table with raw-byte keys and values: keys are the auction id's UTF-8, exactly
+    the bytes topics are keyed with (so table_route finds the owner); values are codec bytes."""
+    return app.Table(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        options=rocksdb_options(settings),
+        help=help_text,
+    )

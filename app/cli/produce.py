@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import IO
 
 import click
 import orjson
-from confluent_kafka import Producer
 
 from app.domain import encode_command
 from app.errors import InvalidMessage, KafkaUnavailableError
+from app.producers import command_producer
 from app.sample import sample_commands
 from app.settings import get_settings
 from app.topics.spec import COMMANDS
-
-
-def producer(bootstrap: str) -> Producer:
-    return Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            # The Java client's and Faust's partitioner: librdkafka's default (crc32) would put a key
-            # on a different partition than `kafka-console-producer` does.
-            "partitioner": "murmur2_random",
-            "enable.idempotence": True,  # a retried send never duplicates a command
-            "linger.ms": 5,
-            "logger": logging.getLogger("librdkafka"),
-        }
-    )
 
 
 def _key(line: bytes) -> bytes | None:
@@ -53,7 +38,7 @@ def produce(source: IO[bytes], allow_invalid: bool) -> None:
 
     settings = get_settings()
     topic = settings.topic(COMMANDS)
-    out = producer(settings.kafka_bootstrap_servers)
+    out = command_producer(settings.kafka_bootstrap_servers, **{"linger.ms": 5})
     sent = skipped = 0
     for number, raw in enumerate(source, start=1):
         line = raw.rstrip(b"\r\n")

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from app.devstack import jars, processes
 from app.devstack.system import require_java
 from app.errors import DevStackError
 from app.settings import REPO_ROOT
+from app.topics.admin import admin_client
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ class KafkaCluster:
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until every node is in the cluster metadata (a real metadata round trip)."""
-        admin = AdminClient(
-            {"bootstrap.servers": self.bootstrap, "logger": logging.getLogger("librdkafka")},  # type: ignore[dict-item]
-        )
+        admin = admin_client(self.bootstrap)
         deadline = time.monotonic() + timeout_s
         seen = 0
         while time.monotonic() < deadline:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from app.devstack import processes
 from app.devstack import workers as worker_procs
+from app.domain import Command, encode_command
 from tests.conftest import Servers, run_outbid
 
 
@@ -77,6 +78,13 @@ def pipeline(
         for spec in line.specs:  # keep worker logs next to the test's other artifacts
             if spec.log_file.exists():
                 print(f"--- {spec.log_file} (tail)\n{processes.tail(spec.log_file, 15)}")
+
+
+def produce_commands(line: Pipeline, commands: Iterable[Command]) -> None:
+    """Commands onto bid-commands with the real `outbid produce`, as a user would."""
+    lines = "".join(encode_command(c).decode() + "\n" for c in commands)
+    done = run_outbid("produce", "-", env=line.env, input=lines)
+    assert done.returncode == 0, done.stderr
 
 
 def read_all(

@@ -14,10 +14,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from rocksdict import AccessType, Rdict
 
 from app.devstack import processes
-from app.domain import encode_command
 from app.sample import sample_commands
-from tests.conftest import run_outbid
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, produce_commands
 from tests.e2e.test_pipeline import expected_views, wait_until_views_match
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,13 +37,7 @@ def _feed(
         for c in sample_commands(auctions=auctions, bids_per_auction=4, seed=seed)
         if partition_of(c.auction_id) != avoid_partition
     ]
-    done = run_outbid(
-        "produce",
-        "-",
-        env=line.env,
-        input="".join(encode_command(c).decode() + "\n" for c in commands),
-    )
-    assert done.returncode == 0, done.stderr
+    produce_commands(line, commands)
     return expected_views(commands)
 
 

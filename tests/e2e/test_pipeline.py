@@ -15,7 +15,7 @@ from app.devstack.workers import get_json
 from app.domain import AuctionState, Command, decide, decode_event, encode_command, evolve
 from app.sample import sample_commands
 from tests.conftest import run_outbid
-from tests.e2e.conftest import Pipeline, read_all
+from tests.e2e.conftest import Pipeline, produce_commands, read_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -192,23 +192,11 @@ def test_cli_producers_to_two_workers_match_the_reference_fold_exactly_once(
     assert replayed, "no outbid_recovery_records_total for the auctions table"
     assert float(replayed[0].split()[-1]) > 0, replayed
     extra = list(sample_commands(auctions=10, bids_per_auction=2, seed=12, prefix="R"))
-    done = run_outbid(
-        "produce",
-        "-",
-        env=pipeline.env,
-        input="".join(encode_command(c).decode() + "\n" for c in extra),
-    )
-    assert done.returncode == 0, done.stderr
+    produce_commands(pipeline, extra)
     pipeline.restart_worker(2)
     # client retries: re-send some commands already decided; they must change nothing
     retried = [c for c in commands if c.auction_id in {"A-3", "A-30", "A-50"}][:12] + extra[:5]
-    done = run_outbid(
-        "produce",
-        "-",
-        env=pipeline.env,
-        input="".join(encode_command(c).decode() + "\n" for c in retried),
-    )
-    assert done.returncode == 0, done.stderr
+    produce_commands(pipeline, retried)
     wait_until_views_match(pipeline.urls(), {**expected, **expected_views(extra)})
     time.sleep(2)  # the last transactions commit
     # and the whole run audits clean, the Redis read model included
@@ -286,13 +274,7 @@ def test_metrics_parse_and_latency_histograms_fill_after_a_run(pipeline: Pipelin
 
     pipeline.start(1)
     commands = list(sample_commands(auctions=5, bids_per_auction=4, seed=21))
-    done = run_outbid(
-        "produce",
-        "-",
-        env=pipeline.env,
-        input="".join(encode_command(c).decode() + "\n" for c in commands),
-    )
-    assert done.returncode == 0, done.stderr
+    produce_commands(pipeline, commands)
     wait_until_views_match(pipeline.urls(), expected_views(commands))
     with urllib.request.urlopen(f"{pipeline.urls()[0]}/metrics", timeout=10) as response:
         text = response.read().decode()

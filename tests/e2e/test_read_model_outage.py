@@ -9,10 +9,9 @@ import pytest
 
 from app.devstack import processes
 from app.devstack.redis import RedisServer
-from app.domain import encode_command
 from app.sample import sample_commands
 from tests.conftest import run_outbid
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, produce_commands
 from tests.e2e.test_pipeline import expected_views, wait_until_views_match
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -20,13 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def _produce(line: Pipeline, prefix: str, seed: int) -> dict[str, dict[str, object]]:
     commands = list(sample_commands(auctions=15, bids_per_auction=5, seed=seed, prefix=prefix))
-    done = run_outbid(
-        "produce",
-        "-",
-        env=line.env,
-        input="".join(encode_command(c).decode() + "\n" for c in commands),
-    )
-    assert done.returncode == 0, done.stderr
+    produce_commands(line, commands)
     return expected_views(commands)
 
 

@@ -1,0 +1,23 @@
+"""The confluent-kafka producer for commands, configured once for every command-line writer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import Producer
+
+
+def command_producer(bootstrap: str, **extra: Any) -> Producer:
+    """Keys land where the Java client, Faust and the web views expect them; retries never duplicate."""
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            # librdkafka's default partitioner (CRC32) would put a key on another partition than
+            # kafka-console-producer and Faust (murmur2) do.
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "logger": logging.getLogger("librdkafka"),
+            **extra,
+        }
+    )
