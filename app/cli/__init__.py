@@ -35,7 +35,20 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from app.cli import chaos, demo, dev, dlq, kafka, loadgen, produce, topics, verify  # noqa: PLC0415
+    from app.cli import (  # noqa: PLC0415
+        bench,
+        chaos,
+        demo,
+        dev,
+        dlq,
+        kafka,
+        loadgen,
+        produce,
+        topics,
+        verify,
+    )
+
+    main.add_command(bench.bench)
 
     main.add_command(dlq.dlq)
 
