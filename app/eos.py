@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import faust.tables.recovery as faust_recovery
@@ -79,6 +79,9 @@ class ProcessingGate:
 
 
 GATE = ProcessingGate()
+# Called as hook(app, committed_offsets) after every successful commit, still under the gate:
+# the moment the committed partitions hold only committed state (table snapshots use it).
+COMMIT_HOOKS: list[Callable[[Any, Mapping[TP, int]], None]] = []
 
 
 class TrackingProducerBuffer(faust_producer.ProducerBuffer):
@@ -192,6 +195,12 @@ class OutbidTransactionManager(TransactionManager):
                         store.set_persisted_offset(ctp, off)
                         if app.tables._pending_persisted_offsets.get(ctp) == (store, off):
                             del app.tables._pending_persisted_offsets[ctp]
+            committed = {tp: off for tps in live.values() for tp, off in tps.items()}
+            for hook in COMMIT_HOOKS:
+                try:
+                    hook(app, committed)
+                except Exception:  # a hook (a snapshot) must never fail a committed transaction
+                    log.exception("commit hook %r failed", hook)
             return True
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:

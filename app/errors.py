@@ -101,3 +101,7 @@ class KafkaUnavailableError(OutbidError):
     """No Kafka broker answered; usually the stack is down or the address is wrong."""
 
     retriable = True
+
+
+class SnapshotError(OutbidError):
+    """A snapshot that must not be loaded (corrupt, partial, unknown format, from elsewhere)."""

@@ -50,7 +50,9 @@ def create_app(settings: Settings) -> faust.App:
     from tables import auctions as auctions_table  # noqa: PLC0415
     from tables import bid_rate as bid_rate_table  # noqa: PLC0415
     from tables import highest_bids as highest_bids_table  # noqa: PLC0415
+    from tables import snapshots as table_snapshots  # noqa: PLC0415
 
+    table_snapshots.install(app, settings)
     aggregates = auctions_table.declare(app, settings, topology.partitions)
     views = highest_bids_table.declare(app, settings, topology.partitions)
     bids.register(app, topology, aggregates, settings.recent_commands)

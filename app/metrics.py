@@ -84,3 +84,36 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 ASSIGNED = Gauge("outbid_assigned_partitions", "Source partitions assigned to this worker")
+SNAPSHOTS = Counter("outbid_snapshots_total", "Table checkpoint snapshots published", ["table"])
+SNAPSHOT_FAILURES = Counter(
+    "outbid_snapshot_failures_total", "Table snapshots that failed, by stage", ["table", "stage"]
+)
+SNAPSHOT_SECONDS = Histogram(
+    "outbid_snapshot_seconds",
+    "Time to capture, publish or restore a table snapshot",
+    ["table", "stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+SNAPSHOT_BYTES = Gauge("outbid_snapshot_bytes", "Size of the last published snapshot", ["table"])
+SNAPSHOT_RESTORES = Counter(
+    "outbid_snapshot_restores_total", "Table partitions restored from a snapshot", ["table"]
+)
+SNAPSHOT_RESTORE_AGE = Gauge(
+    "outbid_snapshot_restore_age_seconds", "Age of the last snapshot restored", ["table"]
+)
+SNAPSHOT_RESTORE_BYTES = Gauge(
+    "outbid_snapshot_restore_bytes", "Size of the last snapshot restored", ["table"]
+)
+SNAPSHOT_REJECTED = Counter(
+    "outbid_snapshot_rejected_total",
+    "Snapshots skipped at restore (corrupt, foreign, unreadable manifest)",
+    ["table", "reason"],
+)
+AGGREGATE_SNAPSHOTS = Counter(
+    "outbid_aggregate_snapshots_total", "Per-auction snapshots written to auction-snapshots"
+)
+AGGREGATE_SNAPSHOT_FALLBACKS = Counter(
+    "outbid_aggregate_snapshot_fallbacks_total",
+    "Aggregate snapshots that could not be used (replayed from the event log instead)",
+    ["reason"],
+)

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     redis_enabled: bool = True
     # A worker killed without leaving the group holds its partitions until this expires.
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
+    # Table checkpoint snapshots (docs/snapshots.md): where, how often, how many kept.
+    snapshot_dir: Path | None = None  # default: {state_dir}/snapshots (share it between workers)
+    snapshot_interval_s: float = Field(default=60.0, ge=0)  # 0 and every_writes 0: off
+    snapshot_every_writes: int = Field(default=100_000, ge=0)
+    snapshot_keep: int = Field(default=3, ge=1, le=1000)
+    # Per-auction aggregate snapshots on auction-snapshots every N events (0: off).
+    aggregate_snapshot_every: int = Field(default=100, ge=0)
     # Names of app/eos.py fixes to leave out (comma-separated); for the tests that prove each fix.
     disable_fixes: str = ""
 
@@ -62,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def disabled_fixes(self) -> frozenset[str]:
         return frozenset(name.strip() for name in self.disable_fixes.split(",") if name.strip())
+
+    @property
+    def snapshot_root(self) -> Path:
+        return self.snapshot_dir or self.state_dir / "snapshots"
 
     @property
     def faust_app_id(self) -> str:

@@ -1,0 +1,80 @@
+"""Where snapshot files live: a small interface, and the directory implementation.
+
+Four operations (put, get, list, delete) on flat string keys are all an object store has to
+offer too (S3: PutObject, GetObject, ListObjectsV2, DeleteObject), so adding one is one class.
+`put` must be atomic: a key is either absent or holds the complete file, never part of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, source: Path) -> None:
+        """Store the file at `source` under `key`, atomically (all or nothing)."""
+
+    def get(self, key: str, dest: Path) -> None:
+        """Copy the file under `key` to `dest`; FileNotFoundError when absent."""
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys starting with `prefix`, sorted."""
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; absent keys are fine."""
+
+
+class DirectoryBlobStore:
+    """Blobs as files under `root` (a shared volume when workers run on several hosts)."""
+
+    PARTIAL = ".partial"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"snapshot key {key!r} escapes {self.root}")
+        return path
+
+    def put(self, key: str, source: Path) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + self.PARTIAL)
+        shutil.copyfile(source, partial)
+        with partial.open("rb") as f:
+            os.fsync(f.fileno())  # the rename below must not publish a file still in the cache
+        os.replace(partial, path)
+
+    def get(self, key: str, dest: Path) -> None:
+        shutil.copyfile(self._path(key), dest)
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        folder = base if prefix.endswith("/") or not prefix else base.parent
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.name.endswith(self.PARTIAL):
+                key = path.relative_to(self.root.resolve()).as_posix()
+                if key.startswith(prefix):
+                    found.append(key)
+        return sorted(found)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def remove_partials(self, prefix: str) -> int:
+        """Files left by a worker killed mid-upload; never listed, removed by retention."""
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return 0
+        partials = [p for p in folder.rglob(f"*{self.PARTIAL}") if p.is_file()]
+        for path in partials:
+            path.unlink(missing_ok=True)
+        return len(partials)
