@@ -68,13 +68,3 @@ class DirectoryBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
-
-    def remove_partials(self, prefix: str) -> int:
-        """Files left by a worker killed mid-upload; never listed, removed by retention."""
-        folder = self._path(prefix)
-        if not folder.is_dir():
-            return 0
-        partials = [p for p in folder.rglob(f"*{self.PARTIAL}") if p.is_file()]
-        for path in partials:
-            path.unlink(missing_ok=True)
-        return len(partials)

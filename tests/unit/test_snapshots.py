@@ -1,0 +1,156 @@
+"""Table snapshots without a broker: blob store, manifests, policy, publish, prune, restore."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from rocksdict import Options, Rdict
+
+from app.errors import SnapshotError
+from app.snapshots.blobs import DirectoryBlobStore
+from app.snapshots.checkpoints import Policy, TableSnapshots
+from app.snapshots.manifest import Manifest
+
+OFFSET_KEY = b"__faust\0offset__"
+
+
+def make_db(path: Path, items: dict[bytes, bytes], offset: int) -> Rdict:
+    db = Rdict(str(path), options=Options(raw_mode=True))
+    for key, value in items.items():
+        db[key] = value
+    db[OFFSET_KEY] = str(offset).encode()
+    return db
+
+
+def service(
+    tmp_path: Path, *, keep: int = 2, every: int = 3, interval: float = 0
+) -> TableSnapshots:
+    return TableSnapshots(
+        DirectoryBlobStore(tmp_path / "store"),
+        tmp_path / "staging",
+        "app",
+        Policy(interval_s=interval, every_writes=every, keep=keep),
+    )
+
+
+def take(snaps: TableSnapshots, db: Rdict, offset: int) -> Manifest:
+    captured = snaps.capture("t", 0, db, "app-t-changelog", offset, {"src": offset + 1})
+    published = snaps.publish(captured)
+    assert published is not None
+    return published
+
+
+def read(path: Path) -> dict[bytes, bytes]:
+    db = Rdict(str(path), options=Options(raw_mode=True))
+    try:
+        return dict(db.items())
+    finally:
+        db.close()
+
+
+def test_policy_counts_writes_and_time(tmp_path: Path) -> None:
+    snaps = service(tmp_path, every=3, interval=10)
+    assert not snaps.due("t", 0)  # nothing written: nothing to snapshot
+    snaps.note_writes("t", 0, 2)
+    assert not snaps.due("t", 0)
+    assert snaps.due("t", 0, now=time.monotonic() + 11)  # old enough
+    snaps.note_writes("t", 0)
+    assert snaps.due("t", 0)
+    snaps.forget("t", 0)
+    assert not snaps.due("t", 0)
+
+
+def test_publish_then_restore_round_trip(tmp_path: Path) -> None:
+    snaps = service(tmp_path)
+    db = make_db(tmp_path / "live", {b"a": b"1", b"b": b"2"}, offset=41)
+    snaps.note_writes("t", 0, 5)
+    manifest = take(snaps, db, 41)
+    assert (manifest.changelog_offset, manifest.source_offsets) == (41, {"src": 42})
+    assert manifest.size > 0
+    assert len(manifest.sha256) == 64
+    assert not snaps.due("t", 0)  # counters restart after a capture
+    db.close()
+    assert not list((tmp_path / "staging").glob("*"))  # nothing left behind
+
+    dest = tmp_path / "restored"
+    restored = snaps.restore("t", 0, "app-t-changelog", dest)
+    assert restored == manifest
+    assert read(dest) == {b"a": b"1", b"b": b"2", OFFSET_KEY: b"41"}
+
+
+def test_restore_takes_the_newest_valid_and_skips_corrupt(tmp_path: Path) -> None:
+    snaps = service(tmp_path, keep=5)
+    db = make_db(tmp_path / "live", {b"a": b"1"}, offset=1)
+    old = take(snaps, db, 1)
+    db[b"a"] = b"2"
+    db[OFFSET_KEY] = b"2"
+    newer = take(snaps, db, 2)
+    db.close()
+    archive = tmp_path / "store" / newer.archive_key
+    archive.write_bytes(archive.read_bytes()[:100])  # truncated upload
+    dest = tmp_path / "restored"
+    assert snaps.restore("t", 0, "app-t-changelog", dest) == old
+    assert read(dest)[b"a"] == b"1"
+
+
+def test_no_valid_snapshot_means_changelog_recovery(tmp_path: Path) -> None:
+    snaps = service(tmp_path)
+    db = make_db(tmp_path / "live", {b"a": b"1"}, offset=1)
+    manifest = take(snaps, db, 1)
+    db.close()
+    archive = tmp_path / "store" / manifest.archive_key
+    data = bytearray(archive.read_bytes())
+    data[-1] ^= 1  # same size, wrong checksum
+    archive.write_bytes(bytes(data))
+    dest = tmp_path / "restored"
+    assert snaps.restore("t", 0, "app-t-changelog", dest) is None
+    assert not dest.exists()
+    assert snaps.restore("t", 0, "other-changelog", dest) is None  # never another topic's state
+
+
+def test_a_crash_mid_upload_leaves_no_snapshot(tmp_path: Path) -> None:
+    snaps = service(tmp_path)
+    db = make_db(tmp_path / "live", {b"a": b"1"}, offset=1)
+
+    class DiesBeforeManifest(DirectoryBlobStore):
+        def put(self, key: str, source: Path) -> None:
+            if key.endswith(".json"):
+                raise OSError("killed")
+            super().put(key, source)
+
+    snaps.blobs = DiesBeforeManifest(tmp_path / "store")
+    captured = snaps.capture("t", 0, db, "app-t-changelog", 1, {})
+    assert snaps.publish(captured) is None
+    (tmp_path / "store" / "app/t/0/x.tar.partial").write_bytes(b"half")  # killed mid-copy
+    snaps.blobs = DirectoryBlobStore(tmp_path / "store")
+    assert snaps.manifests("t", 0) == []
+    assert snaps.restore("t", 0, "app-t-changelog", tmp_path / "restored") is None
+    assert all(not k.endswith(".partial") for k in snaps.blobs.list("app/"))
+    db.close()
+
+
+def test_retention_keeps_the_newest(tmp_path: Path) -> None:
+    snaps = service(tmp_path, keep=2)
+    db = make_db(tmp_path / "live", {b"a": b"1"}, offset=1)
+    taken = [take(snaps, db, offset) for offset in (1, 2, 3, 4)]
+    db.close()
+    assert [m.changelog_offset for m in snaps.manifests("t", 0)] == [4, 3]
+    assert not (tmp_path / "store" / taken[0].archive_key).exists()
+
+
+def test_manifest_refuses_unknown_formats_and_garbage() -> None:
+    manifest = Manifest("app", "t", 0, "c", 5, created_at=1.0)
+    assert Manifest.decode(manifest.encode(), "k") == manifest
+    with pytest.raises(SnapshotError, match="format 2"):
+        Manifest.decode(manifest.encode().replace(b'"format": 1', b'"format": 2'), "k")
+    with pytest.raises(SnapshotError, match="unreadable"):
+        Manifest.decode(b"{not json", "k")
+    with pytest.raises(SnapshotError):
+        Manifest.decode(b"[]", "k")
+
+
+def test_blob_keys_cannot_escape_the_root(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="escapes"):
+        DirectoryBlobStore(tmp_path).put("../evil", tmp_path)
