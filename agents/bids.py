@@ -27,6 +27,7 @@ from app.domain import (
     evolve,
 )
 from app.errors import InvalidMessage
+from app.snapshots import aggregates as aggregate_snapshots
 from app.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,14 @@ class CommandHandler:
         dead_letters: DeadLetters,
         *,
         max_recent: int,
+        snapshot_every: int = 0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.topology = topology
         self.auctions = auctions
         self.dead_letters = dead_letters
         self.max_recent = max_recent
+        self.snapshot_every = snapshot_every
         self.clock = clock
 
     async def handle(self, message: Any) -> str:
@@ -79,8 +82,9 @@ class CommandHandler:
         if not events:
             metrics.COMMANDS.labels("duplicate").inc()
             return "duplicate"
+        before = state.version
         for event in events:
-            await self.topology.events.send(
+            sent = await self.topology.events.send(
                 key=key,
                 value=encode_event(event),
                 # lets the projection measure command -> projection latency without decoding more
@@ -88,6 +92,13 @@ class CommandHandler:
             )
             state = evolve(state, event, max_recent=self.max_recent)
         self.auctions[key] = encode_state(state)
+        if aggregate_snapshots.due(before, state.version, self.snapshot_every):
+            # Same transaction as the events; the offset is known once the broker has the batch.
+            written = await sent
+            await self.topology.snapshots.send(
+                key=key, value=aggregate_snapshots.encode(state, written.partition, written.offset)
+            )
+            metrics.AGGREGATE_SNAPSHOTS.inc()
         metrics.COMMANDS.labels("decided").inc()
         for event in events:
             metrics.EVENTS.labels(event.TYPE).inc()
@@ -97,9 +108,13 @@ class CommandHandler:
         return "decided"
 
 
-def register(app: faust.App, topology: Topology, auctions: Any, max_recent: int) -> Any:
+def register(
+    app: faust.App, topology: Topology, auctions: Any, max_recent: int, snapshot_every: int
+) -> Any:
     dead_letters = DeadLetters(topology.dead_letters)
-    handler = CommandHandler(topology, auctions, dead_letters, max_recent=max_recent)
+    handler = CommandHandler(
+        topology, auctions, dead_letters, max_recent=max_recent, snapshot_every=snapshot_every
+    )
 
     @app.agent(topology.commands, name="decide-commands")
     async def decide_commands(stream: Any) -> None:

@@ -55,7 +55,9 @@ def create_app(settings: Settings) -> faust.App:
     table_snapshots.install(app, settings)
     aggregates = auctions_table.declare(app, settings, topology.partitions)
     views = highest_bids_table.declare(app, settings, topology.partitions)
-    bids.register(app, topology, aggregates, settings.recent_commands)
+    bids.register(
+        app, topology, aggregates, settings.recent_commands, settings.aggregate_snapshot_every
+    )
     read_model = ReadModel(settings) if settings.redis_enabled else None
     bid_rate = bid_rate_table.declare(app, settings, topology.partitions) if read_model else None
     highest_bids.register(app, topology, views, read_model, bid_rate)

@@ -9,7 +9,7 @@ import faust
 
 from app.settings import Settings
 from app.topics import TopicsSpec
-from app.topics.spec import COMMANDS, DLQ, EVENTS
+from app.topics.spec import COMMANDS, DLQ, EVENTS, SNAPSHOTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,7 @@ class Topology:
     commands: Any  # faust.TopicT; faust ships no type information
     events: Any
     dead_letters: Any
+    snapshots: Any  # per-auction aggregate snapshots (compacted)
     partitions: int
 
 
@@ -41,5 +42,6 @@ def declare(app: faust.App, settings: Settings, spec: TopicsSpec) -> Topology:
         commands=topic(COMMANDS),
         events=topic(EVENTS),
         dead_letters=topic(DLQ),
+        snapshots=topic(SNAPSHOTS),
         partitions=spec.partitions(COMMANDS),
     )

@@ -50,7 +50,7 @@ class BenchSpec:
     def quick(cls) -> BenchSpec:
         """Under 5 minutes on 2 cores: fewer commands, 2 repeats, no 100x auctions."""
         return cls(
-            commands=6_000,
+            commands=8_000,
             ceiling_commands=30_000,
             scales=(1, 10),
             repeats=2,

@@ -301,7 +301,7 @@ class LatencyCollector(threading.Thread):
         )
         self._events, self._views = events, views
         self._partitions = partitions
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._lock = threading.Lock()
         self._issued: dict[tuple[str, int], float] = {}
         self._viewed: dict[tuple[str, int], float] = {}
@@ -322,7 +322,7 @@ class LatencyCollector(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 messages = self._consumer.consume(BATCH, 0.1)
                 seen = time.time()
                 for msg in messages:
@@ -365,7 +365,7 @@ class LatencyCollector(threading.Thread):
         return events, views
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 

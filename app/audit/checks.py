@@ -25,7 +25,8 @@ from app.domain import (
     decode_view,
     evolve,
 )
-from app.errors import InvalidMessage, SequenceError
+from app.errors import InvalidMessage, SequenceError, SnapshotError
+from app.snapshots import aggregates as aggregate_snapshots
 
 REROUTED_FROM = "outbid.rerouted-from"
 MAX_EXAMPLES = 10
@@ -103,6 +104,7 @@ class PartitionAudit:
             set()
         )  # command ids at or after the group's committed offset (live)
         self.live = False
+        self.pending_snapshots: dict[str, aggregate_snapshots.AggregateSnapshot] = {}
 
     # --- commands ------------------------------------------------------------------
     def command(self, record: Record) -> None:
@@ -167,8 +169,49 @@ class PartitionAudit:
         except SequenceError as exc:  # pragma: no cover - guarded above
             f.problem("seq_gap", str(exc))
         self.views[event.auction_id] = apply(self.views.get(event.auction_id), event)
+        self._check_snapshot(event.auction_id, record.offset)
         self.decided[event.auction_id].add(event.command_id)
         f.counts[f"events_{event.TYPE}"] += 1
+
+    # --- aggregate snapshots: each equals the fold at its seq ------------------------
+    def snapshots(self, records: Iterable[Record]) -> None:
+        """Read before the events: the latest snapshot of each auction, checked during the fold."""
+        for record in records:
+            if record.key is None or record.value is None:
+                continue
+            self.findings.counts["aggregate_snapshots"] += 1
+            try:
+                self.pending_snapshots[record.key.decode()] = aggregate_snapshots.decode(
+                    record.value
+                )
+            except SnapshotError as exc:
+                self.findings.problem(
+                    "aggregate_snapshot_unreadable",
+                    f"auction-snapshots[{self.partition}]@{record.offset}: {exc}",
+                )
+
+    def _check_snapshot(self, auction_id: str, offset: int) -> None:
+        snapshot = self.pending_snapshots.get(auction_id)
+        state = self.states[auction_id]
+        if snapshot is None or snapshot.state.version != state.version:
+            return
+        del self.pending_snapshots[auction_id]
+        if _state_json(snapshot.state) != _state_json(state) or snapshot.events_offset != offset:
+            self.findings.problem(
+                "aggregate_snapshot_differs",
+                f"{auction_id} seq {state.version}: snapshot (event offset {snapshot.events_offset}) "
+                f"!= fold (event offset {offset})",
+            )
+        else:
+            self.findings.counts["aggregate_snapshots_checked"] += 1
+
+    def settle_snapshots(self) -> None:
+        for auction_id, snapshot in sorted(self.pending_snapshots.items()):
+            self.findings.problem(
+                "aggregate_snapshot_without_events",
+                f"{auction_id}: snapshot at seq {snapshot.state.version}, the log ends at seq "
+                f"{self.states.get(auction_id, AuctionState.empty(auction_id)).version}",
+            )
 
     # --- after both topics: every command decided exactly once ---------------------
     def settle_commands(self) -> None:

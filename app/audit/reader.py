@@ -73,11 +73,11 @@ class TopicReader:
             probe.close()
         return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
 
-    def read(self, topic: str, partition: int, end: int) -> Iterator[Record]:
-        """Every committed record of `topic[partition]` below `end`."""
-        if end <= 0:
+    def read(self, topic: str, partition: int, end: int, *, start: int = 0) -> Iterator[Record]:
+        """Every committed record of `topic[partition]` from `start` up to (below) `end`."""
+        if end <= start:
             return
-        tp = TopicPartition(topic, partition, 0)
+        tp = TopicPartition(topic, partition, start)
         self.consumer.assign([tp])
         idle = 0
         try:

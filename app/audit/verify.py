@@ -15,7 +15,14 @@ from app.audit.checks import CommandLedger, Findings, PartitionAudit, coordinate
 from app.audit.reader import TopicReader
 from app.errors import KafkaUnavailableError
 from app.settings import Settings
-from app.topics.spec import AUCTIONS_CHANGELOG, COMMANDS, DLQ, EVENTS, HIGHEST_BIDS_CHANGELOG
+from app.topics.spec import (
+    AUCTIONS_CHANGELOG,
+    COMMANDS,
+    DLQ,
+    EVENTS,
+    HIGHEST_BIDS_CHANGELOG,
+    SNAPSHOTS,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -35,6 +42,9 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
         def ends(name: str) -> dict[int, int]:
             return {p: reader.end_offset(topic(name), p) for p in reader.partitions(topic(name))}
 
+        # Snapshots before events: a snapshot commits with its events, so every snapshot read
+        # here has its event below the events bound read afterwards (also on a live system).
+        snapshots_end = ends(SNAPSHOTS)
         views_end, aggregates_end = ends(HIGHEST_BIDS_CHANGELOG), ends(AUCTIONS_CHANGELOG)
         committed = (
             reader.committed(settings.faust_app_id, topic(COMMANDS), partitions) if live else {}
@@ -47,8 +57,10 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
             audit.live, audit.committed_offset = live, committed.get(p, 0)
             for record in reader.read(topic(COMMANDS), p, commands_end[p]):
                 audit.command(record)
+            audit.snapshots(reader.read(topic(SNAPSHOTS), p, snapshots_end.get(p, 0)))
             for record in reader.read(topic(EVENTS), p, events_end.get(p, 0)):
                 audit.event(record)
+            audit.settle_snapshots()
             audit.settle_commands()
             audit.compare_views(
                 "highest_bids", reader.read(topic(HIGHEST_BIDS_CHANGELOG), p, views_end.get(p, 0))

@@ -27,6 +27,11 @@ CHECKS = {
     "highest_bids table == fold(events)": ("highest_bids_differs_from_fold",),
     "auctions table == fold(events)": ("auctions_differs_from_fold",),
     "Redis read model == fold(events)": ("redis_differs_from_fold",),
+    "aggregate snapshots == fold(events) at their seq": (
+        "aggregate_snapshot_unreadable",
+        "aggregate_snapshot_differs",
+        "aggregate_snapshot_without_events",
+    ),
 }
 
 

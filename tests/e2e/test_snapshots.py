@@ -16,9 +16,13 @@ import orjson
 import pytest
 from rocksdict import Options, Rdict
 
+from app.audit.reader import TopicReader
 from app.chaos import lag
 from app.devstack.workers import get_json
 from app.domain import AuctionState, decode_event, evolve
+from app.producers import command_producer
+from app.settings import Settings
+from app.snapshots import aggregates
 from app.snapshots.manifest import Manifest
 from tests.conftest import OUTBID, run_outbid
 from tests.e2e.conftest import Pipeline, read_all
@@ -201,3 +205,48 @@ def test_corrupt_snapshots_are_rejected_and_the_changelog_recovers(
     assert "format 99" in log
     assert assert_answers_match_event_log(pipeline) == 300
     assert_verify_passes(pipeline)
+
+
+def test_aggregate_snapshots_load_and_are_audited(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.env["OUTBID_AGGREGATE_SNAPSHOT_EVERY"] = "5"
+    pipeline.start(1)
+    load = loadgen(pipeline, 1500, 0, "AGG")
+    _out, err = load.communicate(timeout=120)
+    assert load.returncode == 0, err
+    wait_for(lambda: caught_up(pipeline), "the worker to catch up")
+    report = tmp_path / "verify.json"
+    done = run_outbid("verify", "--json", str(report), env=pipeline.env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = orjson.loads(report.read_bytes())["counts"]
+    assert counts["aggregate_snapshots_checked"] > 50
+
+    settings = Settings(KAFKA_BOOTSTRAP_SERVERS=pipeline.bootstrap, topic_prefix=pipeline.prefix)  # type: ignore[call-arg]
+    reader = TopicReader(pipeline.bootstrap)
+    snapshots, events = settings.topic("auction-snapshots"), settings.topic("auction-events")
+    try:
+        folded: dict[str, AuctionState] = {}
+        for key, value, *_ in read_all(pipeline.bootstrap, events):
+            assert key is not None
+            assert value is not None
+            aid = key.decode()
+            state = folded.get(aid, AuctionState.empty(aid))
+            folded[aid] = evolve(state, decode_event(value), max_recent=128)
+        busiest = max(folded, key=lambda a: folded[a].version)
+        loaded = aggregates.load(reader, snapshots, events, busiest, max_recent=128)
+        assert loaded.snapshot is not None
+        assert loaded.events_replayed < 5 <= folded[busiest].version
+        assert loaded.state == folded[busiest]
+
+        # A snapshot this outbid cannot read: loading folds the log, and verify names it.
+        producer = command_producer(pipeline.bootstrap)
+        producer.produce(snapshots, key=busiest.encode(), value=b'{"format": 99}')
+        producer.flush(10)
+        fallback = aggregates.load(reader, snapshots, events, busiest, max_recent=128)
+        assert fallback.snapshot is None
+        assert fallback.events_replayed == folded[busiest].version
+        assert fallback.state == folded[busiest]
+    finally:
+        reader.close()
+    done = run_outbid("verify", env=pipeline.env, timeout=300)
+    assert done.returncode == 1
+    assert "aggregate_snapshot_unreadable" in done.stdout + done.stderr

@@ -1,0 +1,87 @@
+"""A tiny `outbid bench throughput` against the session's real Kafka and Redis, with real workers.
+
+Checks that the report is complete and self-consistent; never how fast anything was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import Servers, run_outbid
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_tiny_bench_reports_consistent_non_zero_numbers(
+    servers: Servers, outbid_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    done = run_outbid(
+        "bench",
+        "throughput",
+        "--commands",
+        "300",
+        "--ceiling-commands",
+        "2000",
+        "--auctions",
+        "20",
+        "--auction-scales",
+        "1,5",
+        "--workers",
+        "1",
+        "--repeats",
+        "1",
+        "--latency-seconds",
+        "2",
+        "--json",
+        str(out),
+        env=outbid_env,  # KAFKA_BOOTSTRAP_SERVERS and REDIS_URL set: the bench starts no servers
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    report = orjson.loads(out.read_bytes())
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+    assert report["guarantee"] == "exactly_once"
+    assert report["config"]["servers"] == "given"
+    ceiling, pipeline = report["ceiling_cmds_per_s"], report["pipeline_cmds_per_s"]
+    assert ceiling > 0
+    assert report["ceiling_non_transactional_cmds_per_s"] > 0
+    assert pipeline > 0
+    assert report["ratio"] == pytest.approx(pipeline / ceiling, rel=0.01)
+    assert report["worker_peak_rss_mb"] > 20  # a Python worker with Faust loaded
+
+    [run_1x, run_5x] = sorted(
+        (r for r in report["raw"]["pipeline"] if r["workers"] == 1), key=lambda r: r["auctions"]
+    )
+    assert (run_1x["auctions"], run_5x["auctions"]) == (20, 100)
+    for run in (run_1x, run_5x):
+        assert run["commands"] == 300
+        assert run["events"] > 0
+        # every command is decided before its events are projected
+        assert 0 < run["decide_seconds"] <= run["seconds"]
+    assert [row["auctions"] for row in report["auction_scaling"]] == [20, 100]
+
+    levels = report["latency"]
+    assert [lv["share"] for lv in levels] == [0.25, 0.5, 0.75, 1.0]
+    for level in levels:
+        assert level["sent"] > 0
+        event, view = level["event_committed"], level["projection_committed"]
+        assert 0 < view["count"] <= level["sent"]
+        assert 0 < view["p50_ms"] <= view["p99_ms"] <= view["p999_ms"] <= view["max_ms"]
+        # a view is committed after the event it folds: per command, so per quantile
+        assert event["p50_ms"] <= view["p50_ms"]
+        assert event["p99_ms"] <= view["p99_ms"]
+    half = next(lv for lv in levels if lv["share"] == 0.5)["projection_committed"]
+    assert (report["p50_ms"], report["p99_ms"], report["p999_ms"]) == (
+        half["p50_ms"],
+        half["p99_ms"],
+        half["p999_ms"],
+    )
+    machine = report["machine"]
+    assert machine["cpu_count"] >= 1
+    assert len(machine["load_avg_start"]) == len(machine["load_avg_end"]) == 3

@@ -1,0 +1,207 @@
+"""The pure parts of `outbid bench throughput`: statistics, stamps, Prometheus parsing, the report."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from app.domain import decode_command
+from app.loadgen import LoadSpec, generate
+from bench.throughput import throughput_command
+from bench.throughput_kafka import to_event
+from bench.throughput_stats import (
+    CeilingRun,
+    LatencyLevel,
+    PipelineRun,
+    Results,
+    bucket_delta,
+    build_report,
+    histogram_quantile,
+    iso_stamp,
+    latency_summary,
+    parse_histogram,
+    percentile,
+    restamp,
+    slope,
+    sustained_rate,
+)
+
+
+def test_percentile_interpolates_between_ranks_like_numpy() -> None:
+    values = [float(v) for v in range(1, 11)]  # 1..10
+    assert percentile(values, 0.0) == 1.0
+    assert percentile(values, 1.0) == 10.0
+    assert percentile(values, 0.5) == pytest.approx(5.5)
+    assert percentile(values, 0.99) == pytest.approx(9.91)
+    assert percentile([3.0], 0.999) == 3.0
+
+
+def test_percentile_refuses_empty_input_and_quantiles_outside_0_1() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 0.5)
+    with pytest.raises(ValueError, match="outside"):
+        percentile([1.0], 1.5)
+
+
+def test_latency_summary_reports_milliseconds_in_order_and_none_without_samples() -> None:
+    summary = latency_summary([i / 1000 for i in range(1, 1001)])  # 1..1000 ms
+    assert summary["count"] == 1000
+    assert summary["p50_ms"] == pytest.approx(500.5)
+    assert summary["p99_ms"] == pytest.approx(990.01)
+    assert summary["p50_ms"] <= summary["p99_ms"] <= summary["p999_ms"] <= summary["max_ms"]  # type: ignore[operator]
+    assert latency_summary([])["p99_ms"] is None
+
+
+def test_slope_fits_a_line_and_sustained_rate_ignores_warm_up_and_tail() -> None:
+    assert slope([(0.0, 0.0), (1.0, 2.0), (2.0, 4.0)]) == pytest.approx(2.0)
+    assert slope([(1.0, 5.0)]) is None
+    # 10 s idle start-up, then 100/s for 10 s, then a 5 s flat tail at the total
+    curve = [(t, 0.0) for t in range(10)]
+    curve += [(10 + t, 100.0 * t) for t in range(11)]
+    curve += [(21 + t, 1000.0) for t in range(5)]
+    assert sustained_rate([(float(t), v) for t, v in curve], 1000) == pytest.approx(100.0)
+
+
+def test_restamp_replaces_issued_at_and_the_command_still_decodes() -> None:
+    records: list[tuple[bytes | None, bytes]] = []
+    generate(
+        LoadSpec(commands=30, auctions=3, garbage=0, duplicates=0),
+        lambda k, v: records.append((k, v)),
+    )
+    stamp = iso_stamp(1_800_000_000.25)
+    assert stamp == b"2027-01-15T08:00:00.250000Z"
+    for _key, value in records:
+        command = decode_command(restamp(value, stamp))
+        assert command.issued_at == datetime(2027, 1, 15, 8, 0, 0, 250000, tzinfo=UTC)
+
+
+def test_restamp_leaves_records_without_issued_at_alone() -> None:
+    assert restamp(b"not json at all", iso_stamp(0)) == b"not json at all"
+    assert restamp(b'{"issued_at":"unterminated', iso_stamp(0)) == b'{"issued_at":"unterminated'
+
+
+def test_the_ceiling_writes_an_event_sized_record_per_command() -> None:
+    records: list[tuple[bytes | None, bytes]] = []
+    generate(LoadSpec(commands=200, auctions=10, garbage=0), lambda k, v: records.append((k, v)))
+    sizes = [len(to_event(orjson.loads(v), 12345)) for _k, v in records]
+    assert 180 < sum(sizes) / len(sizes) < 320  # a BidAccepted is about 250 bytes
+
+
+METRICS = """\
+# HELP outbid_command_to_redis_seconds Command issued_at to its result visible in the Redis read model
+# TYPE outbid_command_to_redis_seconds histogram
+outbid_command_to_redis_seconds_bucket{le="0.1"} 10.0
+outbid_command_to_redis_seconds_bucket{le="0.5"} 60.0
+outbid_command_to_redis_seconds_bucket{le="1.0"} 100.0
+outbid_command_to_redis_seconds_bucket{le="+Inf"} 100.0
+outbid_command_to_redis_seconds_count 100.0
+outbid_command_to_projection_seconds_bucket{le="0.1"} 3.0
+"""
+
+
+def test_histogram_buckets_are_parsed_per_metric_and_differenced() -> None:
+    buckets = parse_histogram(METRICS, "outbid_command_to_redis_seconds")
+    assert buckets == {0.1: 10.0, 0.5: 60.0, 1.0: 100.0, math.inf: 100.0}
+    before = {0.1: 5.0, 0.5: 10.0, 1.0: 10.0, math.inf: 10.0}
+    assert bucket_delta(buckets, before) == {0.1: 5.0, 0.5: 50.0, 1.0: 90.0, math.inf: 90.0}
+
+
+def test_histogram_quantile_interpolates_inside_the_bucket_like_prometheus() -> None:
+    buckets = parse_histogram(METRICS, "outbid_command_to_redis_seconds")
+    assert histogram_quantile(buckets, 0.5) == pytest.approx(0.1 + 0.4 * (40 / 50))
+    assert histogram_quantile(buckets, 0.05) == pytest.approx(0.05)
+    assert histogram_quantile({0.1: 0.0, math.inf: 0.0}, 0.5) is None
+    assert histogram_quantile({0.1: 1.0, math.inf: 10.0}, 0.99) == 0.1  # beyond the last bound
+
+
+def _pipeline(workers: int, auctions: int, seconds: float) -> PipelineRun:
+    return PipelineRun(
+        workers=workers,
+        auctions=auctions,
+        commands=1000,
+        seconds=seconds,
+        decide_seconds=seconds / 2,
+        sustained_cmds_per_s=2000 / seconds,
+        events=990,
+        worker_peak_rss_mb=[100.0 + workers],
+        load_avg=(0.5, 0.4, 0.3),
+    )
+
+
+def _level(share: float, p99_ms: float) -> LatencyLevel:
+    summary = {"count": 10, "p50_ms": p99_ms / 2, "p99_ms": p99_ms, "p999_ms": p99_ms + 1}
+    return LatencyLevel(
+        share=share,
+        offered_per_s=share * 400,
+        sent=int(share * 400),
+        send_seconds=1.0,
+        seconds=2.0,
+        event_committed=summary,
+        projection_committed=summary,
+        projection_applied=summary,
+        redis_visible=summary,
+        backlog_after=3,
+    )
+
+
+def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
+    results = Results(
+        ceiling=[
+            CeilingRun(True, 10_000, 1.0),
+            CeilingRun(True, 10_000, 2.0),
+            CeilingRun(True, 10_000, 4.0),
+            CeilingRun(False, 10_000, 0.5),
+        ],
+        pipeline=[
+            _pipeline(1, 1000, 2.0),
+            _pipeline(1, 1000, 4.0),
+            _pipeline(1, 1000, 5.0),
+            _pipeline(2, 1000, 2.0),
+            _pipeline(1, 100_000, 6.0),
+        ],
+        latency=[_level(0.25, 50.0), _level(0.5, 80.0), _level(1.0, 900.0)],
+        latency_worker_rss_mb=[99.0],
+    )
+    report = build_report(
+        results, base_auctions=1000, guarantee="exactly_once", machine={"cpu_count": 2}, config={}
+    )
+    assert report["ceiling_cmds_per_s"] == 5000.0  # median of 10k, 5k, 2.5k
+    assert report["ceiling_non_transactional_cmds_per_s"] == 20000.0
+    assert report["pipeline_cmds_per_s"] == 250.0  # median of 500, 250, 200
+    assert report["pipeline_2_workers_cmds_per_s"] == 500.0
+    assert report["ratio"] == pytest.approx(250 / 5000)
+    assert (report["p50_ms"], report["p99_ms"], report["p999_ms"]) == (40.0, 80.0, 81.0)
+    assert report["worker_peak_rss_mb"] == 101.0
+    assert report["guarantee"] == "exactly_once"
+    assert report["targets"]["p99_met"] is True
+    assert report["targets"]["cmds_per_s_met"] is False
+    assert report["targets"]["scaling_met"] is False  # 167/s at 100x vs 250/s at 1x: -33%
+    assert [row["scale"] for row in report["auction_scaling"]] == [1.0, 100.0]
+    assert report["auction_scaling"][1]["vs_1x"] == pytest.approx(0.667)
+    assert len(report["raw"]["ceiling"]) == 4
+    assert len(report["raw"]["pipeline"]) == 5
+    orjson.dumps(report)  # JSON-serialisable as it is
+
+
+def test_report_without_latency_or_scaling_leaves_those_fields_empty() -> None:
+    results = Results(ceiling=[CeilingRun(True, 100, 1.0)], pipeline=[_pipeline(1, 50, 1.0)])
+    report = build_report(
+        results, base_auctions=50, guarantee="at_least_once", machine={}, config={}
+    )
+    assert report["p99_ms"] is None
+    assert report["targets"]["p99_met"] is False
+    assert report["targets"]["scaling_met"] is None
+
+
+def test_cli_refuses_worker_lists_without_one_worker_and_malformed_lists() -> None:
+    runner = CliRunner()
+    no_one = runner.invoke(throughput_command, ["--workers", "2,3"])
+    assert no_one.exit_code == 2
+    assert "must include 1" in no_one.output
+    bad = runner.invoke(throughput_command, ["--auction-scales", "1,x"])
+    assert bad.exit_code == 2
+    assert "comma-separated" in bad.output
