@@ -284,7 +284,7 @@ class PartitionAudit:
     def _compare(self, table: str, live: dict[bytes, bytes], fold: dict[bytes, bytes]) -> None:
         f = self.findings
         f.counts[f"{table}_keys"] += len(live)
-        f.digests[table][self.partition] = (_digest(live), _digest(fold))
+        f.digests[table][self.partition] = (digest(live), digest(fold))
         differing = sorted(k for k in live.keys() | fold.keys() if live.get(k) != fold.get(k))
         for key in differing:
             if self.live and _version(live.get(key)) < _version(fold.get(key)):
@@ -338,7 +338,7 @@ def _state_json(state: AuctionState) -> bytes:
     return orjson.dumps(orjson.loads(encode_state(state)), option=orjson.OPT_SORT_KEYS)
 
 
-def _digest(entries: dict[bytes, bytes]) -> str:
+def digest(entries: dict[bytes, bytes]) -> str:
     h = hashlib.sha256()
     for key in sorted(entries):
         h.update(key + b"\0" + entries[key] + b"\n")

@@ -44,11 +44,13 @@ def _register() -> None:
         kafka,
         loadgen,
         produce,
+        rebuild,
         topics,
         verify,
     )
 
     main.add_command(bench.bench)
+    main.add_command(rebuild.rebuild)
 
     main.add_command(dlq.dlq)
 
