@@ -30,6 +30,21 @@ interval, commits the consumer offsets into those transactions. As shipped it br
    so recovery never "reaches" the highwater; Faust notices only after two idle 5 s waits
    (Recovery._slurp_changelogs -> detect_aborted_tx). Every rebalance then costs >= 10 s.
    -> `_FastIdleAsyncio` shortens that idle wait to RECOVERY_IDLE_S inside faust.tables.recovery.
+7. That idle check (detect_aborted_tx) ends a partition's recovery as soon as the consumer
+   *position* has reached the highwater, and sets its recovery offset to the highwater. The
+   position moves when aiokafka hands records to Faust, not when recovery applies them: records
+   still between the consumer thread and the changelog queue (or in the queue) are then skipped
+   as "already seen", and the partition starts processing with stale state (a seq taken twice).
+   The idle counter is never reset between recoveries, so after any rebalance the first idle
+   tick already qualifies. The same bump, on records dropped by a revoke, is kept in memory into
+   the next recovery when the partition's database has no offset yet (seek past everything).
+   And a recovery that finishes between a revoke and the next assignment resumes the flow in the
+   middle of the rebalance.
+   -> `OutbidConsumerThread` remembers the last changelog record handed to Faust since each
+   seek, and the position recovery sees is "taken in through": the real position only once
+   every handed record has been dequeued by recovery (and the closing marker consumed).
+   `OutbidRecovery` starts each partition from what its database holds, and abandons a recovery
+   at the first await after a revoke.
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
+import faust.tables.manager as faust_tables_manager
 import faust.tables.recovery as faust_recovery
 import faust.transport.producer as faust_producer
 from faust.streams import current_event
@@ -209,10 +225,92 @@ class OutbidTransactionManager(TransactionManager):
 
 
 class OutbidConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Offset of the last changelog record handed to Faust since that partition's last seek.
+        # Written on the consumer thread, read on the event loop (single dict ops: GIL-atomic).
+        self._handed: dict[TP, int] = {}
+
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         # end_offsets honours the consumer's isolation level: read_committed -> last stable offset.
         consumer: Any = self._ensure_consumer()
         return cast(Mapping[TP, int], await consumer.end_offsets(partitions))
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - Faust's own signature
+        max_records: int | None = None,
+    ) -> Any:
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        # No await between aiokafka advancing the position (inside fetched_records) and this
+        # bookkeeping: a position() served on this thread sees both or neither.
+        changelogs = self.app.tables.changelog_topics
+        for tp, batch in records.items():
+            if batch and tp.topic in changelogs:
+                self._handed[TP(tp.topic, tp.partition)] = batch[-1].offset
+        return records
+
+    async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int]) -> None:
+        for tp in partitions:  # before the seek (synchronous in super): records after it count
+            self._handed.pop(TP(tp.topic, tp.partition), None)
+        await super()._seek_wait(consumer, partitions)
+
+    async def position(self, tp: TP) -> int | None:
+        """Faust calls this only from table recovery's end-of-changelog check (fix 7)."""
+        position = await super().position(tp)
+        recovery = cast(Any, self.app.tables).recovery
+        if position is None or not isinstance(recovery, OutbidRecovery):
+            return position
+        return recovery.taken_in_through(TP(tp.topic, tp.partition), position, self._handed)
+
+
+class OutbidRecovery(faust_recovery.Recovery):
+    """Faust's table recovery that ends a partition only when all of it was applied (fix 7)."""
+
+    _rebalances_at_start = 0
+
+    def taken_in_through(self, tp: TP, position: int, handed: Mapping[TP, int]) -> int:
+        """What detect_aborted_tx compares to the highwater (LSO - 1) instead of the position.
+
+        While a record handed to Faust has not been dequeued here yet, it is the offset recovery
+        has reached (below the highwater there, so no jump). Once all are: position - 1, so the
+        jump needs the record *at* the highwater (normally the closing commit marker) consumed.
+        """
+        reached = [
+            o for o in (self.active_offsets.get(tp), self.standby_offsets.get(tp)) if o is not None
+        ]
+        taken = max(reached) if reached else -1
+        last = handed.get(tp)
+        if last is not None and taken < last:
+            return taken
+        return position - 1
+
+    def _add(self, table: Any, tp: TP, offsets: Any) -> None:
+        # Stock keeps an in-memory offset when the database has none: that offset may have been
+        # bumped to a highwater whose records never reached the database. The database decides.
+        self.tp_to_table[tp] = table
+        offsets[tp] = table.persisted_offset(tp)
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        self._rebalances_at_start = self.app.rebalancing_count
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    async def _wait(self, coro: Any, timeout: Any = None) -> None:  # noqa: ASYNC109 - Faust's
+        await super()._wait(coro, timeout=timeout)
+        # A revoke since this recovery's assignment: its generation is over. Stock only notices
+        # at the next assignment, and may meanwhile resume partitions and the flow.
+        if self.app.rebalancing_count != self._rebalances_at_start:
+            raise faust_recovery.RebalanceAgain()
 
 
 class OutbidProducer(faust_aiokafka.Producer):
@@ -248,7 +346,7 @@ class _FastIdleAsyncio:
         return await asyncio.wait_for(awaitable, timeout)
 
 
-FIXES = ("buffer", "transactions", "highwater", "recovery_idle")
+FIXES = ("buffer", "transactions", "highwater", "recovery_idle", "recovery_applied")
 
 
 def install(disabled: frozenset[str] = frozenset()) -> None:
@@ -268,6 +366,7 @@ def install(disabled: frozenset[str] = frozenset()) -> None:
         ("transactions", faust_aiokafka.Transport, "Producer", OutbidProducer),
         ("highwater", faust_aiokafka, "AIOKafkaConsumerThread", OutbidConsumerThread),
         ("recovery_idle", faust_recovery, "asyncio", _FastIdleAsyncio()),  # Recovery idle wait
+        ("recovery_applied", faust_tables_manager, "Recovery", OutbidRecovery),  # TableManager
     ]
     for fix, target, name, replacement in patches:
         if fix in disabled:
