@@ -30,21 +30,44 @@ async def process_stream(
     async for event in stream.events():
         message = event.message
         where = f"{message.topic}[{message.partition}]@{message.offset}"
-        async with GATE.processing(message.tp, message.offset):
-            try:
-                await handle(message)
-            except PartitionRevokedError as exc:
-                log.info(
-                    "dropped %s mid-processing: %s (its new owner re-processes it)", where, exc
-                )
-            except Exception as exc:
-                if is_retriable(exc):
-                    log.exception(
-                        "transient failure at %s: stopping this worker so the partition "
-                        "is re-processed from its committed offset",
-                        where,
-                    )
-                    await app.crash(exc)
+        try:
+            # PartitionRevokedError leaves the gate as an exception: the record is not "done",
+            # so its offset is never committed by this worker.
+            async with GATE.processing(message.tp, message.offset):
+                if not await _handle(app, message, where, handle, dead_letters):
                     return
-                log.exception("record at %s failed permanently: dead-lettering it", where)
-                await dead_letters.park(message, "handler_error", repr(exc))
+        except PartitionRevokedError as exc:
+            if message.tp in app.consumer.assignment():
+                # No transaction although the partition is still ours (the assignor lost track
+                # of its topic mid-rebalance): the stream has moved past this record, so dropping
+                # it would lose it. Stop; the next owner re-processes from the committed offset.
+                log.exception("no transaction for %s, which is still assigned: stopping", where)
+                await app.crash(exc)
+                return
+            log.info("dropped %s mid-processing: %s (its new owner re-processes it)", where, exc)
+
+
+async def _handle(
+    app: faust.App,
+    message: Any,
+    where: str,
+    handle: Callable[[Any], Awaitable[str]],
+    dead_letters: DeadLetters,
+) -> bool:
+    """Handle one record; False when the worker is stopping."""
+    try:
+        await handle(message)
+    except PartitionRevokedError:
+        raise
+    except Exception as exc:
+        if is_retriable(exc):
+            log.exception(
+                "transient failure at %s: stopping this worker so the partition "
+                "is re-processed from its committed offset",
+                where,
+            )
+            await app.crash(exc)
+            return False
+        log.exception("record at %s failed permanently: dead-lettering it", where)
+        await dead_letters.park(message, "handler_error", repr(exc))
+    return True
