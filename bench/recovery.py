@@ -1,11 +1,421 @@
-"""`outbid bench recovery` (work in progress)."""
+"""`outbid bench recovery`: time for a fresh worker to serve correct answers, by recovery method.
+
+For histories of H decision events over the same K auctions (bench/recovery_history.py writes
+them), a worker whose local state is wiped is started and timed from process start until
+/readyz answers ready and a sample of auctions all answer the right seq and highest bid:
+  (a) replay: fold the whole event log into aggregates and views (in this process: the work a
+      worker would have to do without tables);
+  (b) changelog: Faust's own recovery, replaying the table changelogs (snapshots off);
+  (c) snapshot: restore the newest table snapshots, then replay the changelog tail after them.
+The three alternate within each repeat, so their ratios come from the same conditions; medians
+go first in the JSON, raw runs after them. See docs/snapshots.md.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
 import click
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.devstack import processes
+from app.devstack import workers as worker_procs
+from app.domain import AuctionState, HighestBid, apply, decode_event, evolve
+from app.errors import OutbidError
+from app.settings import Settings, get_settings
+from app.topics.spec import EVENTS
+from bench import throughput_stack as stack
+from bench.recovery_history import History
+
+TABLES = ("auctions", "highest_bids")
+READY_TIMEOUT_S = 1800.0
+
+
+class RecoveryBenchError(OutbidError):
+    """The recovery benchmark could not measure (a worker died, answers never became right)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySpec:
+    auctions: int = 10_000
+    histories: tuple[int, ...] = (1_000_000, 2_000_000)
+    repeats: int = 3
+    tail: int = 10_000  # events written after the snapshot: what (c) replays
+    sample: int = 200  # auctions whose answers must be right
+
+    @classmethod
+    def quick(cls) -> RecoverySpec:
+        return cls(auctions=2_000, histories=(100_000, 200_000), repeats=2, tail=2_000)
+
+
+@dataclass
+class Run:
+    method: str
+    seconds: float  # process start (or fold start) -> ready and every sampled answer right
+    ready_s: float = 0.0
+    records_replayed: dict[str, float] = field(default_factory=dict)
+    snapshots_restored: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    root: Path
+    history: History
+    console: Console
+
+    def worker_env(self, *, snapshots: bool, interval_s: float = 3600) -> dict[str, str]:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+            "REDIS_URL": self.settings.redis_url.get_secret_value(),
+            "OUTBID_TOPIC_PREFIX": self.settings.topic_prefix,
+            "OUTBID_REDIS_ENABLED": "false",  # tables only: Redis is not part of recovery
+            "OUTBID_STATE_DIR": str(self.root / "state"),
+            "OUTBID_SNAPSHOT_DIR": str(self.root / "snapshots"),
+            "OUTBID_SNAPSHOT_INTERVAL_S": str(interval_s) if snapshots else "0",
+            "OUTBID_SNAPSHOT_EVERY_WRITES": "0",
+        }
+        return {**os.environ, **env}
+
+    def start(self, env: dict[str, str]) -> tuple[worker_procs.WorkerSpec, int]:
+        spec = worker_procs.WorkerSpec(
+            1, processes.free_port(), self.root / f"worker-{uuid.uuid4().hex[:6]}"
+        )
+        return spec, worker_procs.start(spec, env)
+
+    def time_worker(self, method: str, env: dict[str, str], expected: Expected) -> Run:
+        started = time.perf_counter()
+        spec, pid = self.start(env)
+        try:
+            ready_s = _wait(
+                spec, pid, started, lambda: worker_procs.get_json(f"{spec.url}/readyz")[0] == 200
+            )
+            seconds = _wait(spec, pid, started, lambda: _answers_right(spec.url, expected))
+            metrics = _metrics(spec.url)
+            return Run(
+                method,
+                seconds,
+                ready_s,
+                {t: metrics.get(("outbid_recovery_records_total", t), 0.0) for t in TABLES},
+                {t: metrics.get(("outbid_snapshot_restores_total", t), 0.0) for t in TABLES},
+                stack.peak_rss_mb(pid),
+            )
+        finally:
+            processes.stop(pid)
+            shutil.rmtree(spec.data_dir, ignore_errors=True)
+
+    def take_snapshots(self) -> int:
+        """A worker with snapshots on recovers and snapshots every table partition; returns bytes."""
+        spec, pid = self.start(self.worker_env(snapshots=True, interval_s=1))
+        store = self.root / "snapshots"
+        try:
+            _wait(
+                spec,
+                pid,
+                time.perf_counter(),
+                lambda: worker_procs.get_json(f"{spec.url}/readyz")[0] == 200,
+            )
+            taken_after = time.time()
+
+            def all_fresh() -> bool:
+                fresh = {
+                    (p.parent.parent.name, p.parent.name)
+                    for p in store.glob("*/*/*/*.json")
+                    if p.stat().st_mtime >= taken_after - 1 and p.parent.parent.name in TABLES
+                }
+                return len(fresh) == len(TABLES) * 8
+
+            _wait(spec, pid, time.perf_counter(), all_fresh)
+        finally:
+            processes.stop(pid)
+            shutil.rmtree(spec.data_dir, ignore_errors=True)
+        newest: dict[tuple[str, str], Path] = {}
+        for p in sorted(store.glob("*/*/*/*.tar")):
+            newest[(p.parent.parent.name, p.parent.name)] = p
+        return sum(p.stat().st_size for p in newest.values())
+
+    def replay(self, expected: Expected) -> Run:
+        """(a): fold every event of the log, as a worker without tables would have to."""
+        started = time.perf_counter()
+        states, views = fold_event_log(self.settings)
+        seconds = time.perf_counter() - started
+        wrong = [
+            a for a, want in expected.items() if (states[a].version, views[a].highest_bid) != want
+        ]
+        if wrong:
+            raise RecoveryBenchError(f"the replay disagrees with the history for {wrong[:3]}")
+        return Run("replay", seconds, seconds)
+
+
+Expected = dict[str, tuple[int, int | None]]
+
+
+def fold_event_log(settings: Settings) -> tuple[dict[str, AuctionState], dict[str, HighestBid]]:
+    topic = settings.topic(EVENTS)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"bench-replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    states: dict[str, AuctionState] = {}
+    views: dict[str, HighestBid] = {}
+    max_recent = settings.recent_commands
+    try:
+        partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+        remaining = {p for p, end in ends.items() if end > 0}
+        while remaining:
+            for msg in consumer.consume(10_000, 1.0):
+                if msg.error():
+                    continue
+                value, partition, offset = msg.value(), msg.partition(), msg.offset()
+                if value is None or partition is None or offset is None:
+                    continue
+                event = decode_event(value)
+                aid = event.auction_id
+                states[aid] = evolve(
+                    states.get(aid) or AuctionState.empty(aid), event, max_recent=max_recent
+                )
+                views[aid] = apply(views.get(aid), event)
+                if offset >= ends[partition] - 1:
+                    remaining.discard(partition)
+    finally:
+        consumer.close()
+    return states, views
+
+
+def _wait(spec: worker_procs.WorkerSpec, pid: int, started: float, check: Any) -> float:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if not processes.alive(pid):
+            raise RecoveryBenchError(
+                f"worker exited; last lines of {spec.log_file}:\n{processes.tail(spec.log_file, 20)}"
+            )
+        try:
+            if check():
+                return time.perf_counter() - started
+        except OSError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise RecoveryBenchError(
+                f"no correct answers after {READY_TIMEOUT_S:.0f} s; see {spec.log_file}"
+            )
+        time.sleep(0.1)
+
+
+def _answers_right(url: str, expected: Expected) -> bool:
+    for aid, (seq, highest) in expected.items():
+        status, answer = worker_procs.get_json(f"{url}/auctions/{aid}", timeout=10)
+        if status != 200 or (answer.get("seq"), answer.get("highest_bid")) != (seq, highest):
+            return False
+    return True
+
+
+def _metrics(url: str) -> dict[tuple[str, str], float]:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as answer:  # noqa: S310 - our loopback worker
+        text = answer.read().decode()
+    found: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        if line.startswith("outbid_") and '{table="' in line:
+            name, rest = line.split("{", 1)
+            table = rest.split('"')[1]
+            found[(name, table)] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def _median(runs: list[Run], method: str) -> float:
+    return round(statistics.median(r.seconds for r in runs if r.method == method), 3)
+
+
+def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, Any]]:
+    rows = []
+    for target in spec.histories:
+        history = bench.history
+        grow = bar.add_task(f"history to {target:,} events", total=target - history.events)
+
+        def tick(count: int, task: Any = grow) -> None:
+            bar.advance(task, count)
+
+        history.grow(target - history.events - spec.tail, tick)
+        history.commit_as_processed()
+        bar.update(grow, description=f"snapshots at {history.events:,} events")
+        snapshot_bytes = bench.take_snapshots()
+        history.grow(spec.tail, tick)  # the tail that (c) replays after the snapshots
+        history.commit_as_processed()
+        expected = history.sample(spec.sample)
+        runs: list[Run] = []
+        timing = bar.add_task(
+            f"timing recovery at {history.events:,} events", total=spec.repeats * 3
+        )
+        for _ in range(spec.repeats):
+            runs.append(bench.replay(expected))
+            bar.advance(timing)
+            runs.append(bench.time_worker("changelog", bench.worker_env(snapshots=False), expected))
+            bar.advance(timing)
+            runs.append(bench.time_worker("snapshot", bench.worker_env(snapshots=True), expected))
+            bar.advance(timing)
+        changelog_s, snapshot_s = _median(runs, "changelog"), _median(runs, "snapshot")
+        rows.append(
+            {
+                "history_events": history.events,
+                "auctions": spec.auctions,
+                "replay_s": _median(runs, "replay"),
+                "changelog_recovery_s": changelog_s,
+                "snapshot_recovery_s": snapshot_s,
+                "speedup": round(changelog_s / snapshot_s, 2),
+                "snapshot_bytes": snapshot_bytes,
+                "tail_events": spec.tail,
+                "runs": [asdict(r) for r in runs],
+            }
+        )
+    return rows
 
 
 @click.command()
-def recovery_command() -> None:
-    """Not built yet."""
-    raise click.ClickException("outbid bench recovery is not built yet")
+@click.option("--quick", is_flag=True, help="A smaller history (about 4 minutes on 2 cores).")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG (default: next to --json).",
+)
+@click.option("--auctions", type=click.IntRange(1), help="K: auctions (same for every history).")
+@click.option("--histories", help="H values, comma-separated (e.g. 1000000,2000000).")
+@click.option("--repeats", type=click.IntRange(1))
+def recovery_command(
+    quick: bool,
+    json_file: Path | None,
+    plot_file: Path | None,
+    auctions: int | None,
+    histories: str | None,
+    repeats: int | None,
+) -> None:
+    """Replay vs. changelog recovery vs. snapshot restore, for growing histories."""
+    spec = RecoverySpec.quick() if quick else RecoverySpec()
+    if histories:
+        try:
+            spec = replace(spec, histories=tuple(int(h) for h in histories.split(",")))
+        except ValueError:
+            raise click.BadParameter(f"{histories!r}: comma-separated integers expected") from None
+    spec = replace(spec, auctions=auctions or spec.auctions, repeats=repeats or spec.repeats)
+    if min(spec.histories) <= spec.auctions + spec.tail:
+        raise click.BadParameter("every history must hold more events than auctions + tail")
+    settings = get_settings()
+    console = Console(stderr=True)
+    machine = stack.machine_info()
+    try:
+        with tempfile.TemporaryDirectory(prefix="outbid-bench-recovery-") as scratch:
+            root = Path(scratch)
+            with stack.servers(root, settings.kafka_heap) as servers:
+                scoped = settings.model_copy(
+                    update={
+                        "kafka_bootstrap_servers": servers.kafka,
+                        "redis_url": SecretStr(servers.redis),
+                        "topic_prefix": f"bench-recovery-{uuid.uuid4().hex[:6]}.",
+                    }
+                )
+                stack.create_topics(scoped)
+                bench = Bench(scoped, root, History(scoped, spec.auctions), console)
+                columns = (
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                )
+                with Progress(*columns, console=console) as bar:
+                    rows = measure(bench, spec, bar)
+    except KafkaException as exc:
+        raise RecoveryBenchError(f"Kafka failed during the benchmark: {exc.args[0]}") from exc
+    machine["load_avg_end"] = stack.load_average()
+    first = {k: v for k, v in rows[0].items() if k != "runs"}
+    report = {
+        **first,
+        "histories": rows,
+        "machine": machine,
+        "config": {**asdict(spec), "quick": quick},
+    }
+    table = Table(title="time to correct answers on a fresh worker (medians, seconds)")
+    for column in (
+        "history events",
+        "auctions",
+        "(a) replay",
+        "(b) changelog",
+        "(c) snapshot",
+        "b / c",
+        "snapshot MB",
+    ):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            f"{row['history_events']:,}",
+            f"{row['auctions']:,}",
+            f"{row['replay_s']:.1f}",
+            f"{row['changelog_recovery_s']:.1f}",
+            f"{row['snapshot_recovery_s']:.1f}",
+            f"{row['speedup']:.1f}x",
+            f"{row['snapshot_bytes'] / 1e6:.1f}",
+        )
+    Console().print(table)
+    if json_file:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        console.print(f"JSON: {json_file}")
+        plot_file = plot_file or json_file.with_suffix(".png")
+    if plot_file:
+        plot(rows, plot_file)
+        console.print(f"plot: {plot_file}")
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib as mpl  # noqa: PLC0415 - slow to import
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.27
+    xs = range(len(rows))
+    for i, (key, label) in enumerate(
+        (
+            ("replay_s", "(a) event replay"),
+            ("changelog_recovery_s", "(b) changelog recovery"),
+            ("snapshot_recovery_s", "(c) snapshot + tail"),
+        )
+    ):
+        values = [r[key] for r in rows]
+        bars = ax.bar([x + (i - 1) * width for x in xs], values, width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(
+        list(xs), [f"{r['history_events']:,} events\n{r['auctions']:,} auctions" for r in rows]
+    )
+    ax.set_ylabel("seconds to correct answers (median)")
+    ax.set_title("Fresh worker recovery: time grows with history unless snapshots are used")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
