@@ -58,7 +58,7 @@ class RecoverySpec:
 
     @classmethod
     def quick(cls) -> RecoverySpec:
-        return cls(auctions=2_000, histories=(100_000, 200_000), repeats=2, tail=2_000)
+        return cls(auctions=2_000, histories=(75_000, 150_000), repeats=2, tail=2_000)
 
 
 @dataclass
