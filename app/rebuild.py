@@ -81,7 +81,7 @@ class RebuildReport:
 def plan(settings: Settings, reader: TopicReader, *, from_snapshots: bool) -> list[PartitionResult]:
     """Where each partition starts (after its newest snapshot, or at 0) and ends (its end now)."""
     events = settings.topic(EVENTS)
-    service = _snapshots(settings, Path())
+    service = _snapshots(settings)
     results = []
     for p in reader.partitions(events):
         result = PartitionResult(p, None, 0, reader.end_offset(events, p))
@@ -94,10 +94,9 @@ def plan(settings: Settings, reader: TopicReader, *, from_snapshots: bool) -> li
     return results
 
 
-def _snapshots(settings: Settings, staging: Path) -> TableSnapshots:
+def _snapshots(settings: Settings) -> TableSnapshots:
     return TableSnapshots(
         DirectoryBlobStore(settings.snapshot_root),
-        staging,
         settings.faust_app_id,
         Policy(interval_s=0, every_writes=0, keep=settings.snapshot_keep),
     )
@@ -112,7 +111,7 @@ def rebuild(
 ) -> RebuildReport:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    service = _snapshots(settings, out / ".staging")
+    service = _snapshots(settings)
     changelog = settings.topic(HIGHEST_BIDS_CHANGELOG)
     for result in partitions:
         path = out / f"{TABLE}-{result.partition}.db"
@@ -124,7 +123,6 @@ def rebuild(
                 shutil.rmtree(path, ignore_errors=True)
         _fold_partition(settings, reader, result, path, advance)
         _compare_live(reader, changelog, result, path)
-    shutil.rmtree(out / ".staging", ignore_errors=True)
     return RebuildReport(out, partitions, time.perf_counter() - started)
 
 

@@ -22,6 +22,7 @@ from app.snapshots.checkpoints import Captured, Policy, TableSnapshots
 from tables import store as table_store
 
 IDLE_CHECK_S = 5.0
+STAGING = ".snapshot-staging"  # next to the table databases: checkpoints hard-link their files
 
 
 def install(app: faust.App, settings: Settings) -> TableSnapshots | None:
@@ -36,10 +37,7 @@ def install(app: faust.App, settings: Settings) -> TableSnapshots | None:
         table_store.configure(None, exactly_once=exactly_once)
         return None
     service = TableSnapshots(
-        DirectoryBlobStore(settings.snapshot_root),
-        staging=settings.state_dir / "snapshot-staging" / _worker_name(app),
-        app_id=settings.faust_app_id,
-        policy=policy,
+        DirectoryBlobStore(settings.snapshot_root), app_id=settings.faust_app_id, policy=policy
     )
     table_store.configure(service, exactly_once=exactly_once)
     eos.COMMIT_HOOKS.append(after_commit)
@@ -83,6 +81,7 @@ def capture_due(app: Any, committed: Mapping[TP, int]) -> list[Captured]:
                     store.changelog_name,
                     store.changelog_offset(partition),
                     sources.get(partition, {}),
+                    store.partition_path(partition).parent / STAGING,
                 )
             )
     return captured
@@ -100,7 +99,3 @@ def publish_in_background(captured: Iterable[Captured]) -> None:
 
 def _outbid_stores(app: Any) -> list[table_store.OutbidStore]:
     return [t.data for t in app.tables.values() if isinstance(t.data, table_store.OutbidStore)]
-
-
-def _worker_name(app: Any) -> str:
-    return str(app.conf.web_port)  # unique per worker on one host (each serves its own port)

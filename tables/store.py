@@ -50,8 +50,6 @@ def configure(service: TableSnapshots | None, *, exactly_once: bool) -> None:
     global snapshots, _every_write_dirty  # noqa: PLW0603 - Faust builds stores; this is their config
     snapshots = service
     _every_write_dirty = exactly_once
-    if service is not None:
-        service.clear_staging()
 
 
 class OutbidStore(Store):

@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import tarfile
+import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -57,17 +58,15 @@ class Captured:
 class TableSnapshots:
     """One worker's table checkpoints: when they are due, taking, publishing, pruning, restoring."""
 
-    def __init__(
-        self, blobs: BlobStore, staging: Path, app_id: str, policy: Policy, worker: str = ""
-    ) -> None:
+    def __init__(self, blobs: BlobStore, app_id: str, policy: Policy, worker: str = "") -> None:
         self.blobs = blobs
-        self.staging = staging
         self.app_id = app_id
         self.policy = policy
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._writes: dict[tuple[str, int], int] = defaultdict(int)
         self._since: dict[tuple[str, int], float] = {}
         self._busy: set[tuple[str, int]] = set()
+        self._swept: set[Path] = set()
 
     @property
     def enabled(self) -> bool:
@@ -108,12 +107,17 @@ class TableSnapshots:
         changelog_topic: str,
         changelog_offset: int,
         source_offsets: dict[str, int],
+        staging: Path,
     ) -> Captured:
+        """`staging` must be on the database's filesystem (the checkpoint hard-links its files)."""
         from rocksdict import Checkpoint  # noqa: PLC0415 - keep this module importable without it
 
         key = (table, partition)
-        self.staging.mkdir(parents=True, exist_ok=True)
-        folder = self.staging / f"{table}-{partition}-{uuid.uuid4().hex}"
+        if staging not in self._swept:  # leftovers of a worker killed while taking a snapshot
+            shutil.rmtree(staging, ignore_errors=True)
+            self._swept.add(staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        folder = staging / f"{table}-{partition}-{uuid.uuid4().hex}"
         started = time.perf_counter()
         Checkpoint(db).create_checkpoint(str(folder))  # same filesystem: hard links, fast
         metrics.SNAPSHOT_SECONDS.labels(table, "capture").observe(time.perf_counter() - started)
@@ -198,15 +202,13 @@ class TableSnapshots:
         for key in reversed(self.blobs.list(f"{self.app_id}/{table}/{partition}/")):
             if not key.endswith(".json"):
                 continue
-            tmp = self.staging / f"manifest-{uuid.uuid4().hex}.json"
-            self.staging.mkdir(parents=True, exist_ok=True)
-            try:
-                self.blobs.get(key, tmp)
-                found.append(Manifest.decode(tmp.read_bytes(), key))
-            except (SnapshotError, OSError) as exc:
-                _reject(table, "manifest", exc)
-            finally:
-                tmp.unlink(missing_ok=True)
+            with tempfile.TemporaryDirectory(prefix="outbid-manifest-") as scratch:
+                tmp = Path(scratch) / "manifest.json"
+                try:
+                    self.blobs.get(key, tmp)
+                    found.append(Manifest.decode(tmp.read_bytes(), key))
+                except (SnapshotError, OSError) as exc:
+                    _reject(table, "manifest", exc)
         return found
 
     def restore(
@@ -225,7 +227,7 @@ class TableSnapshots:
                 )
                 continue
             started = time.perf_counter()
-            archive = self.staging / f"restore-{uuid.uuid4().hex}.tar"
+            archive = dest.with_name(f"{dest.name}.{uuid.uuid4().hex}.tar")
             unpacked = dest.with_name(dest.name + ".restoring")
             try:
                 self.blobs.get(manifest.archive_key, archive)
@@ -257,10 +259,6 @@ class TableSnapshots:
             )
             return manifest
         return None
-
-    def clear_staging(self) -> None:
-        """Leftovers of a worker killed while taking a snapshot."""
-        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def _reject(table: str, reason: str, exc: Exception) -> None:

@@ -21,7 +21,15 @@ def make_db(path: Path, items: dict[bytes, bytes], offset: int) -> Rdict:
     for key, value in items.items():
         db[key] = value
     db[OFFSET_KEY] = str(offset).encode()
+    STAGING[id(db)] = path.parent / "staging"
     return db
+
+
+STAGING: dict[int, Path] = {}
+
+
+def db_staging(db: Rdict) -> Path:
+    return STAGING[id(db)]
 
 
 def service(
@@ -29,14 +37,15 @@ def service(
 ) -> TableSnapshots:
     return TableSnapshots(
         DirectoryBlobStore(tmp_path / "store"),
-        tmp_path / "staging",
         "app",
         Policy(interval_s=interval, every_writes=every, keep=keep),
     )
 
 
 def take(snaps: TableSnapshots, db: Rdict, offset: int) -> Manifest:
-    captured = snaps.capture("t", 0, db, "app-t-changelog", offset, {"src": offset + 1})
+    captured = snaps.capture(
+        "t", 0, db, "app-t-changelog", offset, {"src": offset + 1}, db_staging(db)
+    )
     published = snaps.publish(captured)
     assert published is not None
     return published
@@ -121,7 +130,7 @@ def test_a_crash_mid_upload_leaves_no_snapshot(tmp_path: Path) -> None:
             super().put(key, source)
 
     snaps.blobs = DiesBeforeManifest(tmp_path / "store")
-    captured = snaps.capture("t", 0, db, "app-t-changelog", 1, {})
+    captured = snaps.capture("t", 0, db, "app-t-changelog", 1, {}, db_staging(db))
     assert snaps.publish(captured) is None
     (tmp_path / "store" / "app/t/0/x.tar.partial").write_bytes(b"half")  # killed mid-copy
     snaps.blobs = DirectoryBlobStore(tmp_path / "store")
