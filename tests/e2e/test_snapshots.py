@@ -136,6 +136,38 @@ def test_fresh_worker_restores_snapshots_then_replays_only_the_tail(
     # Snapshots taken under load (before and after the kill) hold exactly a changelog prefix.
     for table in TABLES:
         assert_snapshots_equal_changelog_prefix(pipeline, root, table, tmp_path / "unpacked")
+    assert_rebuild_equals_live(pipeline, tmp_path)
+
+
+def assert_rebuild_equals_live(line: Pipeline, tmp: Path) -> None:
+    """`outbid rebuild highest-bids`, from snapshots and from scratch: same digest as live."""
+    digests = []
+    for how in ("--from-snapshots", "--from-scratch"):
+        report = tmp / f"rebuild{how}.json"
+        done = run_outbid(
+            "rebuild",
+            "highest-bids",
+            how,
+            "--out",
+            str(tmp / how),
+            "--json",
+            str(report),
+            env=line.env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        result = orjson.loads(report.read_bytes())
+        assert result["differences"] == 0
+        partitions = result["partitions"]
+        assert all(p["digest"] == p["live_digest"] for p in partitions), partitions
+        started_from_snapshot = [p["snapshot"] is not None for p in partitions]
+        assert (
+            all(started_from_snapshot)
+            if how == "--from-snapshots"
+            else not any(started_from_snapshot)
+        )
+        digests.append(result["digest"])
+    assert digests[0] == digests[1]
 
 
 def assert_snapshots_equal_changelog_prefix(
