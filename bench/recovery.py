@@ -306,6 +306,7 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
 @click.option("--auctions", type=click.IntRange(1), help="K: auctions (same for every history).")
 @click.option("--histories", help="H values, comma-separated (e.g. 1000000,2000000).")
 @click.option("--repeats", type=click.IntRange(1))
+@click.option("--tail", type=click.IntRange(1), help="Events written after the snapshots.")
 def recovery_command(
     quick: bool,
     json_file: Path | None,
@@ -313,6 +314,7 @@ def recovery_command(
     auctions: int | None,
     histories: str | None,
     repeats: int | None,
+    tail: int | None,
 ) -> None:
     """Replay vs. changelog recovery vs. snapshot restore, for growing histories."""
     spec = RecoverySpec.quick() if quick else RecoverySpec()
@@ -321,7 +323,12 @@ def recovery_command(
             spec = replace(spec, histories=tuple(int(h) for h in histories.split(",")))
         except ValueError:
             raise click.BadParameter(f"{histories!r}: comma-separated integers expected") from None
-    spec = replace(spec, auctions=auctions or spec.auctions, repeats=repeats or spec.repeats)
+    spec = replace(
+        spec,
+        auctions=auctions or spec.auctions,
+        repeats=repeats or spec.repeats,
+        tail=tail or spec.tail,
+    )
     if min(spec.histories) <= spec.auctions + spec.tail:
         raise click.BadParameter("every history must hold more events than auctions + tail")
     settings = get_settings()
@@ -346,8 +353,12 @@ def recovery_command(
                     MofNCompleteColumn(),
                     TimeElapsedColumn(),
                 )
-                with Progress(*columns, console=console) as bar:
-                    rows = measure(bench, spec, bar)
+                try:
+                    with Progress(*columns, console=console) as bar:
+                        rows = measure(bench, spec, bar)
+                finally:
+                    if not servers.private:  # a private stack is discarded whole
+                        stack.delete_topics(scoped)
     except KafkaException as exc:
         raise RecoveryBenchError(f"Kafka failed during the benchmark: {exc.args[0]}") from exc
     machine["load_avg_end"] = stack.load_average()
