@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
-from app.audit.checks import digest
+from app.audit.checks import digest, normalised_view, version_of
 from app.audit.reader import TopicReader
 from app.domain import HighestBid, apply, decode_event, decode_view, encode_view
-from app.errors import InvalidMessage
 from app.settings import Settings
 from app.snapshots.blobs import DirectoryBlobStore
 from app.snapshots.checkpoints import Policy, TableSnapshots
@@ -164,13 +162,6 @@ def _fold_partition(
         db.close()
 
 
-def _normalised(raw: bytes) -> bytes:
-    try:
-        return orjson.dumps(decode_view(raw).to_json_dict(), option=orjson.OPT_SORT_KEYS)
-    except InvalidMessage as exc:
-        return f"undecodable: {exc}".encode()
-
-
 def _compare_live(reader: TopicReader, changelog: str, result: PartitionResult, path: Path) -> None:
     live: dict[bytes, bytes] = {}
     end = reader.end_offset(changelog, result.partition)
@@ -184,10 +175,10 @@ def _compare_live(reader: TopicReader, changelog: str, result: PartitionResult, 
     db = Rdict(str(path), options=Options(raw_mode=True))
     try:
         items: Any = db.items()  # raw mode: bytes keys and values
-        rebuilt = {k: _normalised(v) for k, v in items if not k.startswith(b"__faust")}
+        rebuilt = {k: normalised_view(v) for k, v in items if not k.startswith(b"__faust")}
     finally:
         db.close()
-    live_norm = {k: _normalised(v) for k, v in live.items()}
+    live_norm = {k: normalised_view(v) for k, v in live.items()}
     result.keys, result.digest, result.live_digest = (
         len(rebuilt),
         digest(rebuilt),
@@ -197,20 +188,9 @@ def _compare_live(reader: TopicReader, changelog: str, result: PartitionResult, 
         mine, theirs = rebuilt.get(key), live_norm.get(key)
         if mine == theirs:
             result.equal += 1
-        elif _seq(theirs) < _seq(mine):
+        elif version_of(theirs) < version_of(mine):
             result.live_behind += 1
-        elif _seq(theirs) > _seq(mine):
+        elif version_of(theirs) > version_of(mine):
             result.live_ahead += 1
         else:
             result.differ.append(key.decode(errors="replace"))
-
-
-def _seq(normalised: bytes | None) -> int:
-    if normalised is None:
-        return 0
-    try:
-        doc = orjson.loads(normalised)
-    except orjson.JSONDecodeError:
-        return -1
-    seq = doc.get("seq", 0) if isinstance(doc, dict) else 0
-    return seq if isinstance(seq, int) else -1

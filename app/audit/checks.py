@@ -242,15 +242,7 @@ class PartitionAudit:
             aid.encode(): orjson.dumps(v.to_json_dict(), option=orjson.OPT_SORT_KEYS)
             for aid, v in self.views.items()
         }
-        live_norm = {}
-        for key, raw in live.items():
-            try:
-                live_norm[key] = orjson.dumps(
-                    decode_view(raw).to_json_dict(), option=orjson.OPT_SORT_KEYS
-                )
-            except InvalidMessage as exc:
-                live_norm[key] = f"undecodable: {exc}".encode()
-        self._compare(table, live_norm, fold)
+        self._compare(table, {key: normalised_view(raw) for key, raw in live.items()}, fold)
 
     def compare_redis(self, stored: dict[str, bytes | None]) -> None:
         """The Redis read model: one `view` per auction, equal to the fold (extra keys are not scanned)."""
@@ -287,7 +279,7 @@ class PartitionAudit:
         f.digests[table][self.partition] = (digest(live), digest(fold))
         differing = sorted(k for k in live.keys() | fold.keys() if live.get(k) != fold.get(k))
         for key in differing:
-            if self.live and _version(live.get(key)) < _version(fold.get(key)):
+            if self.live and version_of(live.get(key)) < version_of(fold.get(key)):
                 f.counts[f"{table}_in_flight"] += 1  # the projection has not caught up yet
                 continue
             f.problem(
@@ -309,7 +301,16 @@ def settle_ledger(ledger: CommandLedger, dead_letter_sources: set[str], findings
     findings.counts["rerouted_as_expected"] += len(ledger.expect_reroute & ledger.rerouted_sources)
 
 
-def _version(raw: bytes | None) -> int:
+def normalised_view(raw: bytes) -> bytes:
+    """A stored view as canonical JSON (sorted keys), comparable byte for byte with a fold."""
+    try:
+        return orjson.dumps(decode_view(raw).to_json_dict(), option=orjson.OPT_SORT_KEYS)
+    except InvalidMessage as exc:
+        return f"undecodable: {exc}".encode()
+
+
+def version_of(raw: bytes | None) -> int:
+    """The seq (views) or version (aggregates) of a stored JSON value; -1 when unreadable."""
     if raw is None:
         return 0
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
@@ -19,6 +20,7 @@ from app import metrics
 from app.audit.reader import TopicReader
 from app.domain import AuctionState, decode_event, decode_state, encode_state, evolve
 from app.errors import InvalidMessage, SnapshotError
+from app.snapshots.manifest import versioned_json
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -57,13 +59,7 @@ def encode(state: AuctionState, events_partition: int, events_offset: int) -> by
 
 
 def decode(raw: bytes) -> AggregateSnapshot:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotError(f"unreadable aggregate snapshot: {exc}") from exc
-    version = doc.get("format") if isinstance(doc, dict) else None
-    if version != FORMAT:
-        raise SnapshotError(f"aggregate snapshot format {version!r}, this outbid reads {FORMAT}")
+    doc: Any = versioned_json(raw, "aggregate snapshot", FORMAT)
     try:
         state = decode_state(orjson.dumps(doc["state"]))
         snapshot = AggregateSnapshot(state, int(doc["events_partition"]), int(doc["events_offset"]))

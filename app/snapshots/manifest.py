@@ -53,15 +53,9 @@ class Manifest:
 
     @classmethod
     def decode(cls, raw: bytes, key: str) -> Manifest:
+        data = versioned_json(raw, f"{key}: manifest", FORMAT)
         try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise SnapshotError(f"{key}: unreadable manifest ({exc})") from exc
-        version = data.get("format") if isinstance(data, dict) else None
-        if version != FORMAT:
-            raise SnapshotError(f"{key}: snapshot format {version!r}, this worker reads {FORMAT}")
-        try:
-            return cls(**data)
+            return cls(**data)  # type: ignore[arg-type]
         except TypeError as exc:
             raise SnapshotError(f"{key}: unreadable manifest ({exc})") from exc
 
@@ -75,6 +69,21 @@ class Manifest:
         digest = file_sha256(archive)
         if digest != self.sha256:
             raise SnapshotError(f"{self.archive_key}: checksum {digest} != manifest {self.sha256}")
+
+
+def versioned_json(raw: bytes, what: str, expected: int) -> dict[str, object]:
+    """A JSON object whose "format" this outbid reads; SnapshotError for anything else.
+
+    A newer format is refused, never guessed at: its reader falls back to the log.
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError(f"{what} unreadable ({exc})") from exc
+    version = data.get("format") if isinstance(data, dict) else None
+    if version != expected:
+        raise SnapshotError(f"{what} has format {version!r}; this outbid reads {expected}")
+    return data  # type: ignore[no-any-return]
 
 
 def file_sha256(path: Path) -> str:
