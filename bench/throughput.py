@@ -224,7 +224,9 @@ def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
                 bar.update(task, completed=max(0, done), total=total)
 
             results.pipeline.append(
-                phases.pipeline(ctx, f"a{scale}", 1, auctions, spec.commands, say, tick_scale)
+                phases.pipeline(
+                    ctx, f"a{scale}", 1, auctions, spec.commands, say, tick_scale, scale=scale
+                )
             )
         started = time.perf_counter()
         results.latency, results.latency_worker_rss_mb = phases.latency(

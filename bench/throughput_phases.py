@@ -98,11 +98,19 @@ class Context:
             stack.delete_redis_keys(self.servers.redis, settings.redis_prefix)
 
 
-def commands_stream(auctions: int, commands: int, seed: int) -> tuple[list[kafka.Record], ...]:
+def commands_stream(
+    auctions: int, commands: int, seed: int, close_share: float = 0.2
+) -> tuple[list[kafka.Record], ...]:
     """(opens, the rest) from the load generator: auctions opened first, then skewed bids with
-    1% duplicates and 1% garbage, closes at the end (its defaults)."""
+    1% duplicates and 1% garbage, and close_share * auctions closes at the end."""
     records: list[kafka.Record] = []
-    spec = loadgen.LoadSpec(commands=auctions + commands, auctions=auctions, seed=seed, run_id="B")
+    spec = loadgen.LoadSpec(
+        commands=auctions + commands,
+        auctions=auctions,
+        close_share=close_share,
+        seed=seed,
+        run_id="B",
+    )
     loadgen.generate(spec, lambda key, value: records.append((key, value)))
     return records[:auctions], records[auctions:]
 
@@ -145,12 +153,21 @@ def _timeout(commands: int) -> float:
 
 
 def pipeline(
-    ctx: Context, label: str, workers: int, auctions: int, commands: int, say: Say, tick: Tick
+    ctx: Context,
+    label: str,
+    workers: int,
+    auctions: int,
+    commands: int,
+    say: Say,
+    tick: Tick,
+    *,
+    scale: int = 1,
 ) -> PipelineRun:
+    """`scale` > 1: `scale` times the auctions, the same timed mix (as many closes as at 1x)."""
     settings = ctx.scoped(label)
     partitions = stack.create_topics(settings)
     bootstrap, topic = settings.kafka_bootstrap_servers, settings.topic(COMMANDS)
-    opens, bids = commands_stream(auctions, commands, ctx.seed)
+    opens, bids = commands_stream(auctions, commands, ctx.seed, close_share=0.2 / scale)
     procs = stack.Workers(ctx.root / label, ctx.worker_env(settings))
     watcher = kafka.OffsetWatcher(
         bootstrap, settings.faust_app_id, topic, settings.topic(EVENTS), partitions

@@ -271,7 +271,7 @@ def build_report(
             median_or_none(r.sustained_cmds_per_s for r in one)
         ),
         "pipeline_2_workers_cmds_per_s": _round(median_or_none(r.cmds_per_s for r in two)),
-        "ratio": _round(ratio, 4),
+        "ratio": _round(ratio, 6),
         "p50_ms": half.get("p50_ms"),
         "p99_ms": half.get("p99_ms"),
         "p999_ms": half.get("p999_ms"),
