@@ -12,6 +12,7 @@ Medians of the repeats go first in the JSON, every raw number after them. See do
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -128,6 +129,9 @@ def throughput_command(
         plot_file = json_file.with_suffix(".png")
     console = Console(stderr=True)
     machine = stack.machine_info()
+    # A plain SIGTERM would skip the clean-up below and leave the private Kafka, Redis and the
+    # workers running (they live in their own sessions): turn it into the Ctrl-C path.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with tempfile.TemporaryDirectory(prefix="outbid-bench-") as scratch:
             root = Path(scratch)
@@ -180,6 +184,10 @@ def throughput_command(
 
         plot(report, plot_file)
         console.print(f"plot: {plot_file}")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
