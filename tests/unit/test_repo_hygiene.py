@@ -46,3 +46,9 @@ def test_readme_quick_start_has_exactly_two_commands_and_ci_runs_the_second() ->
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["make demo", "make test"]
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_test_file_names_are_unique() -> None:
+    """tests/ has no __init__.py: two test files with one basename stop the whole collection."""
+    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
