@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import SecretStr
 
 from app import loadgen
@@ -26,6 +26,7 @@ from app.devstack import processes
 from app.devstack import workers as worker_procs
 from app.devstack.kafka import KafkaCluster
 from app.devstack.redis import RedisServer
+from app.errors import KafkaUnavailableError
 from app.settings import Settings
 from app.topics import admin, load_topics
 from app.topics.spec import COMMANDS, EVENTS
@@ -211,12 +212,19 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
         deadline = caught + spec.catch_up_timeout_s
         quiet = 0
         while time.monotonic() < deadline:
-            remaining = lag(
-                bootstrap,
-                settings.faust_app_id,
-                [settings.topic(COMMANDS), settings.topic(EVENTS)],
-                topics.partitions(COMMANDS),
-            )
+            try:
+                remaining = lag(
+                    bootstrap,
+                    settings.faust_app_id,
+                    [settings.topic(COMMANDS), settings.topic(EVENTS)],
+                    topics.partitions(COMMANDS),
+                )
+            except KafkaException as exc:  # a leader moving after the broker kill: ask again
+                if not exc.args[0].retriable():
+                    raise KafkaUnavailableError(f"cannot read the group's lag: {exc}") from exc
+                say(f"  lag unknown for now ({exc.args[0].str()}); asking again")
+                time.sleep(1)
+                continue
             quiet = quiet + 1 if remaining == 0 else 0
             if remaining:
                 say(f"  {remaining} record(s) still to process")

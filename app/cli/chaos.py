@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import click
 import orjson
+from confluent_kafka import KafkaException
 
 from app import chaos
+from app.errors import KafkaUnavailableError
 from app.settings import get_settings
 
 
@@ -25,6 +28,9 @@ from app.settings import get_settings
 )
 @click.option("--seed", default=1, show_default=True)
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--keep", is_flag=True, help="Keep the Kafka data and worker logs (for a post-mortem)."
+)
 def chaos_command(
     commands: int,
     rate: float,
@@ -34,6 +40,7 @@ def chaos_command(
     kill_every: float,
     seed: int,
     json_file: Path | None,
+    keep: bool,
 ) -> None:
     """Run the chaos test on loopback in a scratch folder; exit 0 only if `verify` passes."""
     spec = chaos.ChaosSpec(
@@ -46,8 +53,16 @@ def chaos_command(
         seed=seed,
     )
     settings = get_settings().model_copy(update={"topic_prefix": f"chaos{int(time.time())}."})
-    with tempfile.TemporaryDirectory(prefix="outbid-chaos-") as root:
-        result = chaos.run(spec, settings, Path(root), say=lambda line: click.echo(line, err=True))
+    root = Path(tempfile.mkdtemp(prefix="outbid-chaos-"))
+    try:
+        result = chaos.run(spec, settings, root, say=lambda line: click.echo(line, err=True))
+    except KafkaException as exc:
+        raise KafkaUnavailableError(f"Kafka failed during the chaos run: {exc.args[0]}") from exc
+    finally:
+        if keep:
+            click.echo(f"kept the run's data and worker logs in {root}", err=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     summary = result.as_json()
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     if json_file:
