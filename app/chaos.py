@@ -34,6 +34,9 @@ from app.topics.spec import COMMANDS, EVENTS
 log = logging.getLogger(__name__)
 
 
+MAX_LAG_FAILURES = 60  # consecutive failed lag reads before the run gives up
+
+
 @dataclass(frozen=True, slots=True)
 class ChaosSpec:
     commands: int = 100_000
@@ -210,7 +213,7 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
         )
         caught = time.monotonic()
         deadline = caught + spec.catch_up_timeout_s
-        quiet = 0
+        quiet = failures = 0
         while time.monotonic() < deadline:
             try:
                 remaining = lag(
@@ -219,12 +222,16 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
                     [settings.topic(COMMANDS), settings.topic(EVENTS)],
                     topics.partitions(COMMANDS),
                 )
-            except KafkaException as exc:  # a leader moving after the broker kill: ask again
-                if not exc.args[0].retriable():
+            except KafkaException as exc:
+                # A leader moving after the broker kill (NOT_LEADER_FOR_PARTITION, which
+                # librdkafka does not flag retriable here): ask again, a bounded number of times.
+                failures += 1
+                if failures >= MAX_LAG_FAILURES:
                     raise KafkaUnavailableError(f"cannot read the group's lag: {exc}") from exc
                 say(f"  lag unknown for now ({exc.args[0].str()}); asking again")
                 time.sleep(1)
                 continue
+            failures = 0
             quiet = quiet + 1 if remaining == 0 else 0
             if remaining:
                 say(f"  {remaining} record(s) still to process")
