@@ -149,3 +149,40 @@ def test_recovery_idle_wait_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(shim.wait_for(idle(), timeout=5.0))  # Faust's idle wait in Recovery
     assert seen == [eos.RECOVERY_IDLE_S]
     assert shim.sleep is asyncio.sleep  # everything else is the real asyncio
+
+
+class CommittingProducer(FakeProducer):
+    def __init__(self, owned: set[str]) -> None:
+        super().__init__(owned)
+        self.committed: list[dict[str, dict[TP, int]]] = []
+        self.buffer = None  # not a TrackingProducerBuffer: nothing to wait for
+
+    async def commit_transactions(
+        self, offsets: dict[str, dict[TP, int]], group_id: str, start_new_transaction: bool
+    ) -> None:
+        self.committed.append({tid: dict(tps) for tid, tps in offsets.items()})
+
+    async def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("cls", "commits"), [(TransactionManager, False), (eos.OutbidTransactionManager, True)]
+)
+def test_a_revoke_commits_what_was_processed_with_its_offsets(cls: type, commits: bool) -> None:
+    """Faust's own revoke-time commit never reaches the manager: it drops its acked offsets of
+    the revoked partitions first, then finds nothing to commit (faust/transport/consumer.py,
+    Consumer.on_partitions_revoked -> _commit_offsets). The manager's revoke hook is the last
+    moment the processed records' outputs and their offsets can go out together."""
+    tp = TP("in", 5)
+    manager, _ = _manager(cls, owned={"app-0-5"}, dest_partition=5)
+    producer = CommittingProducer({"app-0-5"})
+    manager.producer = producer
+    manager.app.producer = producer
+    manager.app.consumer = SimpleNamespace(assignment=set)  # aiokafka: already emptied
+    manager.app.tables._pending_persisted_offsets = {}
+    eos.GATE.done.clear()
+    eos.GATE.done[tp] = 5190  # records up to 5189 processed, their outputs in app-0-5's transaction
+    asyncio.run(manager.on_partitions_revoked({tp}))
+    assert producer.committed == ([{"app-0-5": {tp: 5190}}] if commits else [])
+    eos.GATE.done.clear()
