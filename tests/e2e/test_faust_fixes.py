@@ -13,7 +13,6 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from rocksdict import AccessType, Rdict
 
-from app.devstack import processes
 from app.sample import sample_commands
 from tests.e2e.conftest import Pipeline, produce_commands
 from tests.e2e.test_pipeline import expected_views, wait_until_views_match
@@ -51,25 +50,6 @@ def _persisted_offsets(data_dir: Path) -> dict[str, int | None]:
             store.close()
         offsets[db.name] = int(raw) if raw is not None else None
     return offsets
-
-
-def test_without_the_highwater_fix_the_first_rebalance_crashes_a_worker(pipeline: Pipeline) -> None:
-    pipeline.env["OUTBID_DISABLE_FIXES"] = "highwater"
-    pipeline.start(2)
-    wait_until_views_match(pipeline.urls(), _feed(pipeline))
-    time.sleep(2.5)  # let the transactions commit, so RocksDB holds persisted offsets
-    survivor = pipeline.pids[1]
-    pipeline.stop_worker(2)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and processes.alive(survivor):
-        time.sleep(0.5)
-    assert not processes.alive(survivor), (
-        "worker 1 survived the rebalance: is the defect fixed upstream?"
-    )
-    pipeline.pids.pop(1)
-    log = pipeline.specs[0].log_file.read_text()
-    assert "ConsistencyError" in log
-    assert "is higher\nthan the last offset in that topic (highwater)" in log
 
 
 @pytest.mark.parametrize("disabled", ["transactions", ""])

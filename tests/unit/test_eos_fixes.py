@@ -186,3 +186,27 @@ def test_a_revoke_commits_what_was_processed_with_its_offsets(cls: type, commits
     asyncio.run(manager.on_partitions_revoked({tp}))
     assert producer.committed == ([{"app-0-5": {tp: 5190}}] if commits else [])
     eos.GATE.done.clear()
+
+
+class NeverFetched:
+    """aiokafka's consumer for a changelog partition it has not fetched in this assignment."""
+
+    def last_stable_offset(self, tp: TP) -> int:
+        return -1  # aiokafka: unknown until a fetch response carries it
+
+    async def end_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 42)  # ListOffsets under read_committed: the LSO
+
+
+@pytest.mark.parametrize(
+    ("cls", "highwater"),
+    [(eos.faust_aiokafka.AIOKafkaConsumerThread, -1), (eos.OutbidConsumerThread, 42)],
+)
+def test_highwater_of_an_unfetched_changelog_partition(cls: type, highwater: int) -> None:
+    """Fix 5: under exactly_once stock Faust reads the cached LSO, -1 for a partition not fetched
+    yet, and recovery of a partition with a persisted offset then raises ConsistencyError."""
+    thread = cls.__new__(cls)
+    thread._consumer = NeverFetched()
+    thread.consumer = SimpleNamespace(in_transaction=True)
+    tp = TP("outbid-auctions-changelog", 3)
+    assert asyncio.run(thread._highwaters([tp])) == {tp: highwater}
