@@ -204,6 +204,8 @@ class OutbidTransactionManager(TransactionManager):
                 with contextlib.suppress(KeyError):
                     by_tid[self._tid(tp.topic, tp.partition)][tp] = off
             live = {t: o for t, o in by_tid.items() if t in producer._transaction_producers}
+            if not assigned_only:  # at a revoke: Faust may have ended some of them already
+                live = {t: o for t, o in live.items() if _in_transaction(producer, t)}
             if not live:
                 return False
             persisted = dict(app.tables._pending_persisted_offsets)
@@ -242,6 +244,12 @@ class OutbidTransactionManager(TransactionManager):
             await self.commit(done, start_new_transaction=True, assigned_only=False)
         GATE.forget(revoked)
         await super().on_partitions_revoked(revoked)
+
+
+def _in_transaction(producer: Any, tid: str) -> bool:
+    """Whether `tid`'s producer has an open transaction (committing one that has not fails)."""
+    txn = getattr(producer._transaction_producers.get(tid), "_txn_manager", None)
+    return txn is None or bool(txn.is_in_transaction())
 
 
 class OutbidConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

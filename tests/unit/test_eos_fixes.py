@@ -210,3 +210,22 @@ def test_highwater_of_an_unfetched_changelog_partition(cls: type, highwater: int
     thread.consumer = SimpleNamespace(in_transaction=True)
     tp = TP("outbid-auctions-changelog", 3)
     assert asyncio.run(thread._highwaters([tp])) == {tp: highwater}
+
+
+def test_a_revoke_does_not_commit_a_transaction_faust_already_ended() -> None:
+    """Committing a producer that is not in a transaction raises IllegalOperation and would stop
+    the worker at every such revoke (seen in a 100k chaos run with fix 8's first version)."""
+    tp = TP("in", 5)
+    manager, _ = _manager(eos.OutbidTransactionManager, owned={"app-0-5"}, dest_partition=5)
+    producer = CommittingProducer({"app-0-5"})
+    ended = SimpleNamespace(_txn_manager=SimpleNamespace(is_in_transaction=lambda: False))
+    producer._transaction_producers["app-0-5"] = ended
+    manager.producer = producer
+    manager.app.producer = producer
+    manager.app.consumer = SimpleNamespace(assignment=set)
+    manager.app.tables._pending_persisted_offsets = {}
+    eos.GATE.done.clear()
+    eos.GATE.done[tp] = 5190
+    asyncio.run(manager.on_partitions_revoked({tp}))
+    assert producer.committed == []
+    eos.GATE.done.clear()
