@@ -39,6 +39,7 @@ from app.settings import Settings, get_settings
 from app.topics.spec import EVENTS
 from bench import throughput_stack as stack
 from bench.recovery_history import History
+from bench.throughput import comma_ints
 
 TABLES = ("auctions", "highest_bids")
 READY_TIMEOUT_S = 1800.0
@@ -319,10 +320,7 @@ def recovery_command(
     """Replay vs. changelog recovery vs. snapshot restore, for growing histories."""
     spec = RecoverySpec.quick() if quick else RecoverySpec()
     if histories:
-        try:
-            spec = replace(spec, histories=tuple(int(h) for h in histories.split(",")))
-        except ValueError:
-            raise click.BadParameter(f"{histories!r}: comma-separated integers expected") from None
+        spec = replace(spec, histories=comma_ints(histories))
     spec = replace(
         spec,
         auctions=auctions or spec.auctions,

@@ -59,7 +59,7 @@ class BenchSpec:
         )
 
 
-def _ints(value: str) -> tuple[int, ...]:
+def comma_ints(value: str) -> tuple[int, ...]:
     try:
         numbers = tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
@@ -115,8 +115,8 @@ def throughput_command(
         "commands": commands,
         "ceiling_commands": ceiling_commands,
         "auctions": auctions,
-        "scales": _ints(auction_scales) if auction_scales else None,
-        "workers": _ints(worker_counts) if worker_counts else None,
+        "scales": comma_ints(auction_scales) if auction_scales else None,
+        "workers": comma_ints(worker_counts) if worker_counts else None,
         "repeats": repeats,
         "latency_seconds": latency_seconds,
     }
