@@ -16,7 +16,7 @@ import faust
 
 from agents.dead_letters import DeadLetters
 from agents.processing import process_stream
-from app import metrics
+from app import headers, metrics
 from app.domain import (
     AuctionState,
     decide,
@@ -31,8 +31,8 @@ from app.snapshots import aggregates as aggregate_snapshots
 from app.topology import Topology
 
 log = logging.getLogger(__name__)
-REROUTED_FROM = "outbid.rerouted-from"
-ISSUED_AT_HEADER = "outbid.issued-at"
+REROUTED_FROM = headers.REROUTED_FROM
+ISSUED_AT_HEADER = headers.ISSUED_AT
 
 
 def utc_now() -> datetime:

@@ -35,13 +35,22 @@ class DeadLetters:
             reason,
             error,
         )
-        headers = [
-            (REASON, reason.encode()),
-            (ERROR, error.encode("utf-8", "replace")[:MAX_ERROR_BYTES]),
-            (SOURCE_TOPIC, message.topic.encode()),
-            (SOURCE_PARTITION, str(message.partition).encode()),
-            (SOURCE_OFFSET, str(message.offset).encode()),
-            (FAILED_AT, datetime.now(UTC).isoformat().encode()),
-        ]
+        headers = dead_letter_headers(
+            message.topic, message.partition, message.offset, reason, error
+        )
         await self.topic.send(key=message.key, value=message.value, headers=headers)
         metrics.DEAD_LETTERS.labels(reason).inc()
+
+
+def dead_letter_headers(
+    topic: str, partition: int, offset: int, reason: str, error: str
+) -> list[tuple[str, bytes]]:
+    """Why a record was parked and where it came from (read by `outbid verify` and `dlq replay`)."""
+    return [
+        (REASON, reason.encode()),
+        (ERROR, error.encode("utf-8", "replace")[:MAX_ERROR_BYTES]),
+        (SOURCE_TOPIC, topic.encode()),
+        (SOURCE_PARTITION, str(partition).encode()),
+        (SOURCE_OFFSET, str(offset).encode()),
+        (FAILED_AT, datetime.now(UTC).isoformat().encode()),
+    ]

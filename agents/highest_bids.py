@@ -10,7 +10,7 @@ import faust
 
 from agents.dead_letters import DeadLetters
 from agents.processing import process_stream
-from app import metrics
+from app import headers, metrics
 from app.domain import BidAccepted, HighestBid, apply, decode_event, decode_view, encode_view
 from app.errors import InvalidMessage
 from app.readmodel import REDIS_BACKOFF, ReadModel, current_minute
@@ -18,7 +18,7 @@ from app.retry import retry
 from app.topology import Topology
 
 log = logging.getLogger(__name__)
-ISSUED_AT_HEADER = "outbid.issued-at"  # set by agents/bids.py on every event record
+ISSUED_AT_HEADER = headers.ISSUED_AT  # set by agents/bids.py on every event record
 
 
 class HighestBidProjector:

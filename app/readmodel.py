@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 
 from app.domain import HighestBid
@@ -43,6 +44,35 @@ def current_minute() -> int:
     return int(time.time() // 60)
 
 
+def apply_call(
+    prefix: str,
+    view: HighestBid,
+    issued_at: float | None,
+    bids_this_minute: int,
+    minute: int | None,
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of APPLY_IF_NEWER for one view."""
+    doc = view.to_json_dict()
+    change = orjson.dumps({**doc, "issued_at": issued_at, "visible_at": time.time()})
+    keys = [
+        f"{prefix}:auction:{view.auction_id}",
+        f"{prefix}:hot:{minute if minute is not None else current_minute()}",
+        f"{prefix}:changes",
+    ]
+    args = [
+        view.seq,
+        orjson.dumps(doc),
+        view.status.value,
+        "" if view.highest_bid is None else view.highest_bid,
+        view.highest_bidder or "",
+        doc["updated_at"] or "",
+        bids_this_minute,
+        view.auction_id,
+        change,
+    ]
+    return keys, args
+
+
 class ReadModel:
     def __init__(self, settings: Settings) -> None:
         self.client: Any = aioredis.from_url(  # rediss:// for TLS; user:password@ for auth
@@ -70,28 +100,8 @@ class ReadModel:
         minute: int | None = None,
     ) -> bool:
         """Store `view` unless Redis already holds this auction at the same or a newer seq."""
-        doc = view.to_json_dict()
-        body = orjson.dumps(doc)
-        change = orjson.dumps({**doc, "issued_at": issued_at, "visible_at": time.time()})
-        applied = await self.script(
-            keys=[
-                self.key(view.auction_id),
-                self.hot_key(minute if minute is not None else current_minute()),
-                self.channel,
-            ],
-            args=[
-                view.seq,
-                body,
-                view.status.value,
-                "" if view.highest_bid is None else view.highest_bid,
-                view.highest_bidder or "",
-                doc["updated_at"] or "",
-                bids_this_minute,
-                view.auction_id,
-                change,
-            ],
-        )
-        return bool(applied)
+        keys, args = apply_call(self.prefix, view, issued_at, bids_this_minute, minute)
+        return bool(await self.script(keys=keys, args=args))
 
     async def get(self, auction_id: str) -> dict[str, Any] | None:
         raw = await self.client.hget(self.key(auction_id), "view")
@@ -114,3 +124,29 @@ class ReadModel:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class BlockingReadModel:
+    """The same writes for a synchronous caller (the hot path), many views per round trip."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.client: Any = redis.Redis.from_url(
+            settings.redis_url.get_secret_value(), socket_timeout=5, socket_connect_timeout=2
+        )
+        self.prefix = settings.redis_prefix
+        self.script: Any = self.client.register_script(APPLY_IF_NEWER)
+
+    def apply_many(self, views: list[tuple[HighestBid, float | None, int]]) -> int:
+        """Store each (view, issued_at, bids this minute) unless Redis has it at the same or a
+        newer seq; returns how many were stored. One pipeline, one round trip."""
+        if not views:
+            return 0
+        minute = current_minute()
+        pipe = self.client.pipeline(transaction=False)
+        for view, issued_at, bids in views:
+            keys, args = apply_call(self.prefix, view, issued_at, bids, minute)
+            self.script(keys=keys, args=args, client=pipe)
+        return sum(1 for applied in pipe.execute() if applied)
+
+    def close(self) -> None:
+        self.client.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -75,22 +76,45 @@ async def retry(
         try:
             return await call()
         except Exception as exc:
-            if not is_retriable(exc):
-                raise
-            if attempt == backoff.attempts - 1:
-                raise RetriesExhaustedError(
-                    f"{what}: still failing after {backoff.attempts} attempts: {exc!r}"
-                ) from exc
-            pause = backoff.delay(attempt)
-            log.warning(
-                "%s failed (%r); retry %d/%d in %.2fs",
-                what,
-                exc,
-                attempt + 1,
-                backoff.attempts - 1,
-                pause,
-            )
-            if on_retry:
-                on_retry(attempt + 1, pause, exc)
-            await sleep(pause)
+            await sleep(_pause_or_raise(exc, attempt, what, backoff, on_retry))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def retry_blocking(
+    call: Callable[[], T],
+    *,
+    what: str,
+    backoff: Backoff = Backoff(),
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`retry` for synchronous callers (the confluent-kafka hot path)."""
+    for attempt in range(backoff.attempts):
+        try:
+            return call()
+        except Exception as exc:
+            sleep(_pause_or_raise(exc, attempt, what, backoff, on_retry))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _pause_or_raise(
+    exc: Exception,
+    attempt: int,
+    what: str,
+    backoff: Backoff,
+    on_retry: Callable[[int, float, BaseException], None] | None,
+) -> float:
+    """How long to wait before the next attempt; raises when `exc` must not be retried."""
+    if not is_retriable(exc):
+        raise exc
+    if attempt == backoff.attempts - 1:
+        raise RetriesExhaustedError(
+            f"{what}: still failing after {backoff.attempts} attempts: {exc!r}"
+        ) from exc
+    pause = backoff.delay(attempt)
+    log.warning(
+        "%s failed (%r); retry %d/%d in %.2fs", what, exc, attempt + 1, backoff.attempts - 1, pause
+    )
+    if on_retry:
+        on_retry(attempt + 1, pause, exc)
+    return pause

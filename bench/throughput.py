@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.errors import OutbidError
+from app.hotpath.processor import DEFAULT_COMMIT_INTERVAL_S as HOTPATH_COMMIT_INTERVAL_S
 from app.settings import get_settings
 from bench import throughput_phases as phases
 from bench import throughput_stack as stack
@@ -35,6 +37,9 @@ from bench.throughput_stats import Results, build_report, median_or_none
 
 class BenchError(OutbidError):
     """The benchmark could not complete; the message says which measurement and why."""
+
+
+ENGINES = ("faust", "hotpath")  # the Faust workers, and app/hotpath's confluent-kafka loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class BenchSpec:
     workers: tuple[int, ...] = (1, 2)
     repeats: int = 3
     latency_seconds: float = 30.0
+    engines: tuple[str, ...] = ENGINES
 
     @classmethod
     def quick(cls) -> BenchSpec:
@@ -93,6 +99,12 @@ def comma_ints(value: str) -> tuple[int, ...]:
 @click.option(
     "--redis/--no-redis", default=True, show_default=True, help="Workers write the read model."
 )
+@click.option(
+    "--engines",
+    default=",".join(ENGINES),
+    show_default=True,
+    help="What processes the commands: faust (workers), hotpath (outbid hotpath), or both.",
+)
 @click.option("--keep-topics", is_flag=True, help="Leave the run's topics on shared servers.")
 def throughput_command(
     quick: bool,
@@ -107,6 +119,7 @@ def throughput_command(
     latency_seconds: float | None,
     commit_interval: float | None,
     redis: bool,
+    engines: str,
     keep_topics: bool,
 ) -> None:
     """Ceiling vs. pipeline throughput, latency under load, memory, auction scaling."""
@@ -119,6 +132,7 @@ def throughput_command(
         "workers": comma_ints(worker_counts) if worker_counts else None,
         "repeats": repeats,
         "latency_seconds": latency_seconds,
+        "engines": _engines(engines),
     }
     spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     if 1 not in spec.workers:
@@ -167,7 +181,9 @@ def throughput_command(
             "workers": list(spec.workers),
             "repeats": spec.repeats,
             "latency_seconds": spec.latency_seconds,
+            "engines": list(spec.engines),
             "commit_interval_s": interval,
+            "hotpath_commit_interval_s": HOTPATH_COMMIT_INTERVAL_S,
             "redis": redis,
             "servers": "private" if servers.private else "given",
             "brokers": 1 if servers.private else None,
@@ -184,6 +200,14 @@ def throughput_command(
 
         plot(report, plot_file)
         console.print(f"plot: {plot_file}")
+
+
+def _engines(value: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [e for e in chosen if e not in ENGINES]
+    if unknown or not chosen:
+        raise click.BadParameter(f"{value!r}: choose from {', '.join(ENGINES)} (comma-separated)")
+    return chosen
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -203,76 +227,100 @@ def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
         def say(line: str) -> None:
             bar.console.print(line)
 
-        for r in range(spec.repeats):
-            results.ceiling += phases.ceiling(ctx, f"ceil{r}", spec.ceiling_commands, say)
-        for workers in spec.workers:
-            for r in range(spec.repeats):
-                task = bar.add_task(f"{workers} worker(s), run {r + 1}", total=spec.commands)
+        def run(label: str, engine: str, workers: int, auctions: int, scale: int) -> None:
+            task = bar.add_task(
+                f"{engine}: {workers} process(es), {auctions:,} auctions", total=spec.commands
+            )
 
-                def tick(done: int, total: int, task: Any = task) -> None:
-                    bar.update(task, completed=max(0, done), total=total)
-
-                run = phases.pipeline(
-                    ctx, f"w{workers}r{r}", workers, spec.auctions, spec.commands, say, tick
-                )
-                bar.update(task, completed=spec.commands)
-                results.pipeline.append(run)
-        one = median_or_none(
-            r.cmds_per_s for r in results.pipeline if r.workers == 1 and r.auctions == spec.auctions
-        )
-        if not one:
-            raise BenchError("the 1-worker pipeline processed nothing; see the worker logs")
-        for scale in spec.scales:
-            if scale == 1:
-                continue  # the 1-worker runs above are the 1x point
-            auctions = spec.auctions * scale
-            task = bar.add_task(f"1 worker, {auctions:,} auctions", total=spec.commands)
-
-            def tick_scale(done: int, total: int, task: Any = task) -> None:
+            def tick(done: int, total: int) -> None:
                 bar.update(task, completed=max(0, done), total=total)
 
             results.pipeline.append(
                 phases.pipeline(
-                    ctx, f"a{scale}", 1, auctions, spec.commands, say, tick_scale, scale=scale
+                    ctx,
+                    label,
+                    workers,
+                    auctions,
+                    spec.commands,
+                    say,
+                    tick,
+                    scale=scale,
+                    engine=engine,
                 )
             )
-        started = time.perf_counter()
-        results.latency, results.latency_worker_rss_mb = phases.latency(
-            ctx, one, spec.auctions, spec.latency_seconds, say
-        )
-        say(f"latency levels done in {time.perf_counter() - started:.0f}s")
+            bar.update(task, completed=spec.commands)
+
+        for r in range(spec.repeats):
+            results.ceiling += phases.ceiling(ctx, f"ceil{r}", spec.ceiling_commands, say)
+        for engine in spec.engines:
+            tag = engine[0]  # f or h: topic prefixes stay short
+            for workers in spec.workers:
+                for r in range(spec.repeats):
+                    run(f"{tag}w{workers}r{r}", engine, workers, spec.auctions, 1)
+            one = median_or_none(
+                r.cmds_per_s
+                for r in results.pipeline
+                if r.engine == engine and r.workers == 1 and r.auctions == spec.auctions
+            )
+            if not one:
+                raise BenchError(f"the 1-process {engine} run processed nothing; see its logs")
+            for scale in spec.scales:
+                if scale != 1:  # the 1-process runs above are the 1x point
+                    run(f"{tag}a{scale}", engine, 1, spec.auctions * scale, scale)
+            started = time.perf_counter()
+            levels, rss = phases.latency(
+                ctx, one, spec.auctions, spec.latency_seconds, say, engine=engine
+            )
+            if engine == "hotpath":
+                results.hotpath_latency, results.hotpath_latency_rss_mb = levels, rss
+            else:
+                results.latency, results.latency_worker_rss_mb = levels, rss
+            say(f"{engine} latency levels done in {time.perf_counter() - started:.0f}s")
     return results
 
 
 def _summary(console: Console, report: dict[str, Any]) -> None:
     table = Table(title=f"outbid bench throughput ({report['guarantee']})")
     table.add_column("measure")
-    table.add_column("value", justify="right")
-    targets = report["targets"]
-    rows = [
-        ("ceiling, transactional (cmd/s)", report["ceiling_cmds_per_s"]),
-        ("ceiling, plain (cmd/s)", report["ceiling_non_transactional_cmds_per_s"]),
-        ("pipeline, 1 worker (cmd/s)", report["pipeline_cmds_per_s"]),
-        ("pipeline, 2 workers (cmd/s)", report["pipeline_2_workers_cmds_per_s"]),
-        ("ratio pipeline/ceiling", report["ratio"]),
+    sections = {"faust workers": report}
+    if report.get("hotpath"):
+        sections["outbid hotpath"] = report["hotpath"]
+    for name in sections:
+        table.add_column(name, justify="right")
+    table.add_row(
+        "ceiling, transactional / plain (cmd/s)",
+        f"{report['ceiling_cmds_per_s']} / {report['ceiling_non_transactional_cmds_per_s']}",
+    )
+    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+        ("1 process (cmd/s)", lambda r: r["pipeline_cmds_per_s"]),
+        ("2 processes (cmd/s)", lambda r: r["pipeline_2_workers_cmds_per_s"]),
+        ("ratio to the ceiling", lambda r: r["ratio"]),
         (
             "p50 / p99 / p999 at 50% (ms)",
-            f"{report['p50_ms']} / {report['p99_ms']} / {report['p999_ms']}",
+            lambda r: f"{r['p50_ms']} / {r['p99_ms']} / {r['p999_ms']}",
         ),
-        ("worker peak RSS (MiB)", report["worker_peak_rss_mb"]),
-        *[
-            (
-                f"{row['auctions']:,} auctions (cmd/s, vs 1x)",
-                f"{row['cmds_per_s']} ({row['vs_1x']})",
-            )
-            for row in report["auction_scaling"]
-        ],
-        ("targets met", ", ".join(f"{k}={v}" for k, v in targets.items() if k.endswith("_met"))),
+        ("peak RSS (MiB)", lambda r: r["worker_peak_rss_mb"]),
         (
-            "load average start -> end",
-            f"{report['machine']['load_avg_start']} -> {report['machine']['load_avg_end']}",
+            "auctions: cmd/s (vs 1x)",
+            lambda r: ", ".join(
+                f"{row['auctions']:,}: {row['cmds_per_s']} ({row['vs_1x']})"
+                for row in r["auction_scaling"]
+            ),
+        ),
+        (
+            "targets met",
+            lambda r: ", ".join(
+                f"{k.removesuffix('_met')}={v}"
+                for k, v in r["targets"].items()
+                if k.endswith("_met")
+            ),
         ),
     ]
-    for name, value in rows:
-        table.add_row(name, "-" if value is None else str(value))
+    for label, pick in rows:
+        values = [pick(section) for section in sections.values()]
+        table.add_row(label, *("-" if v is None else str(v) for v in values))
     console.print(table)
+    console.print(
+        f"load average start -> end: {report['machine']['load_avg_start']} -> "
+        f"{report['machine']['load_avg_end']}"
+    )

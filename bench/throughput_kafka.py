@@ -24,13 +24,14 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from app import headers
 from app.errors import KafkaUnavailableError
 from app.producers import command_producer
 from bench.throughput_stats import iso_stamp, restamp
 
 log = logging.getLogger(__name__)
 Record = tuple[bytes | None, bytes]
-ISSUED_AT_HEADER = "outbid.issued-at"  # what agents/bids.py puts on every event record
+ISSUED_AT_HEADER = headers.ISSUED_AT  # what agents/bids.py puts on every event record
 BATCH = 1_000
 
 

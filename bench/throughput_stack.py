@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import re
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,10 +24,12 @@ from app.devstack import processes
 from app.devstack import workers as worker_procs
 from app.devstack.kafka import KafkaCluster
 from app.devstack.redis import RedisServer
+from app.errors import DevStackError
 from app.settings import REPO_ROOT, Settings
 from app.topics import admin, load_topics
 
 log = logging.getLogger(__name__)
+OUTBID = [sys.executable, "-m", "app.cli"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +96,13 @@ def delete_redis_keys(url: str, prefix: str) -> None:
 
 @dataclass
 class Workers:
-    """`faust -A app worker` processes of one measurement, as `outbid dev up` starts them."""
+    """The processes of one measurement: `faust -A app worker` as `outbid dev up` starts them, or
+    (engine "hotpath") `outbid hotpath` processes, ready once they hold every partition."""
 
     root: Path
     env: dict[str, str]
+    engine: str = "faust"
+    partitions: int = 8
     specs: list[worker_procs.WorkerSpec] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
 
@@ -106,8 +112,43 @@ class Workers:
                 index, processes.free_port(), self.root / f"worker-{index}"
             )
             self.specs.append(spec)
-            self.pids.append(worker_procs.start(spec, self.env))
-        worker_procs.wait_ready(self.specs, self.pids)
+            if self.engine == "hotpath":
+                spec.data_dir.mkdir(parents=True, exist_ok=True)
+                command = [
+                    *OUTBID,
+                    "hotpath",
+                    "--instance",
+                    f"bench-{index}",
+                    "--metrics-port",
+                    str(spec.port),
+                ]
+                env = {**self.env, "OUTBID_STATE_DIR": str(spec.data_dir)}
+                self.pids.append(processes.spawn(command, spec.log_file, env=env).pid)
+            else:
+                self.pids.append(worker_procs.start(spec, self.env))
+        if self.engine == "hotpath":
+            self._wait_assigned()
+        else:
+            worker_procs.wait_ready(self.specs, self.pids)
+
+    def _wait_assigned(self, timeout_s: float = 120.0) -> None:
+        """Until the hot path processes hold every partition between them."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for spec, pid in zip(self.specs, self.pids, strict=True):
+                if not processes.alive(pid):
+                    raise DevStackError(
+                        f"hotpath {spec.index} exited; last lines of {spec.log_file}:\n"
+                        f"{processes.tail(spec.log_file, 30)}"
+                    )
+            held = [
+                _gauge(self.metrics(i), "outbid_assigned_partitions")
+                for i in range(len(self.specs))
+            ]
+            if sum(held) >= self.partitions and all(held):
+                return
+            time.sleep(0.25)
+        raise DevStackError(f"hotpath processes hold no partitions after {timeout_s:.0f}s")
 
     def peak_rss_mb(self) -> list[float]:
         return [peak_rss_mb(pid) for pid in self.pids]
@@ -123,6 +164,13 @@ class Workers:
         for pid in self.pids:
             processes.stop(pid)
         self.pids.clear()
+
+
+def _gauge(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from app import headers
 from app.audit.reader import Record
 from app.domain import (
     AuctionState,
@@ -28,7 +29,7 @@ from app.domain import (
 from app.errors import InvalidMessage, SequenceError, SnapshotError
 from app.snapshots import aggregates as aggregate_snapshots
 
-REROUTED_FROM = "outbid.rerouted-from"
+REROUTED_FROM = headers.REROUTED_FROM
 MAX_EXAMPLES = 10
 
 

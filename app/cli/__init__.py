@@ -41,6 +41,7 @@ def _register() -> None:
         demo,
         dev,
         dlq,
+        hotpath,
         kafka,
         loadgen,
         produce,
@@ -53,6 +54,7 @@ def _register() -> None:
     main.add_command(rebuild.rebuild)
 
     main.add_command(dlq.dlq)
+    main.add_command(hotpath.hotpath)
 
     main.add_command(chaos.chaos_command)
 
