@@ -208,15 +208,15 @@ def evolve(
         raise ValueError(msg)
     if event.seq != state.version + 1:
         raise SequenceError(state.auction_id, state.version, event.seq)
-    state = replace(
-        state,
-        version=event.seq,
-        recent_command_ids=_remember(state.recent_command_ids, event.command_id, max_recent),
-    )
+    # One replace() per event: it is the costliest step of a fold.
+    version = event.seq
+    recent = _remember(state.recent_command_ids, event.command_id, max_recent)
     match event:
         case AuctionOpened():
             return replace(
                 state,
+                version=version,
+                recent_command_ids=recent,
                 status=AuctionStatus.OPEN,
                 seller_id=event.seller_id,
                 starting_price=event.starting_price,
@@ -227,14 +227,18 @@ def evolve(
         case BidAccepted():
             return replace(
                 state,
+                version=version,
+                recent_command_ids=recent,
                 highest_bid=event.amount,
                 highest_bidder=event.bidder_id,
                 bid_count=state.bid_count + 1,
             )
         case AuctionClosed():
-            return replace(state, status=AuctionStatus.CLOSED)
+            return replace(
+                state, version=version, recent_command_ids=recent, status=AuctionStatus.CLOSED
+            )
         case BidRejected() | CommandRejected():
-            return state
+            return replace(state, version=version, recent_command_ids=recent)
         case _:
             assert_never(event)
 

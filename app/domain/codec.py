@@ -64,9 +64,17 @@ def _plain(value: object) -> object:
     return value
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # dataclasses.fields() is slow on the hot path
+
+
 def _dump(head: dict[str, object], obj: Command | Event | AuctionState | HighestBid) -> bytes:
-    body = {field.name: _plain(getattr(obj, field.name)) for field in fields(obj)}
-    return orjson.dumps(head | body)
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(field.name for field in fields(obj))
+    body = head.copy()
+    for name in names:
+        body[name] = _plain(getattr(obj, name))
+    return orjson.dumps(body)
 
 
 # --- commands -------------------------------------------------------------

@@ -28,7 +28,9 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         msg = f"refusing to format naive {moment!r}: outbid only handles aware UTC datetimes"
         raise ValueError(msg)
-    return moment.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat().removesuffix("+00:00") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:
