@@ -324,7 +324,9 @@ class LatencyCollector(threading.Thread):
     def run(self) -> None:
         try:
             while not self._halt.is_set():
-                messages = self._consumer.consume(BATCH, 0.1)
+                # consume() waits for a full batch or the timeout: keep the timeout short, or a
+                # record's "seen" time is late by up to that much
+                messages = self._consumer.consume(BATCH, 0.005)
                 seen = time.time()
                 for msg in messages:
                     if not msg.error():

@@ -29,7 +29,8 @@ from app.settings import get_settings
     default=DEFAULT_COMMIT_INTERVAL_S,
     show_default=True,
     type=click.FloatRange(0.001, 60),
-    help="Seconds between transaction commits (latency vs. throughput).",
+    help="The longest a transaction stays open under a backlog (it commits sooner whenever "
+    "the process has caught up with its input).",
 )
 @click.option("--batch", default=2_000, show_default=True, type=click.IntRange(1, 100_000))
 @click.option(
@@ -70,7 +71,7 @@ def hotpath(
     signal.signal(signal.SIGINT, lambda *_: path.stop())
     click.echo(
         f"hotpath {instance}: {settings.kafka_bootstrap_servers}, group {path.group}, "
-        f"commit every {commit_interval * 1000:.0f} ms"
+        f"transactions of at most {commit_interval * 1000:.0f} ms"
         + (f", metrics on :{metrics_port}" if metrics_port else ""),
         err=True,
     )

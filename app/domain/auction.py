@@ -7,6 +7,7 @@ events, ids included, so a crash between "decide" and "commit" is harmless.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -67,9 +68,21 @@ class AuctionState:
         return cls(auction_id=auction_id)
 
 
+_NAMESPACE_BYTES: Final = EVENT_ID_NAMESPACE.bytes
+
+
 def event_id_for(auction_id: str, command_id: str, index: int) -> str:
-    """The id of the `index`-th event decided for `command_id` (deterministic)."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{auction_id}/{command_id}/{index}"))
+    """The id of the `index`-th event decided for `command_id` (deterministic).
+
+    Exactly `str(uuid.uuid5(EVENT_ID_NAMESPACE, "{auction_id}/{command_id}/{index}"))`, without
+    building a UUID object (uuid5 was 8% of the hot path's profile).
+    """
+    name = f"{auction_id}/{command_id}/{index}".encode()
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def decide(

@@ -10,7 +10,9 @@ What is different is how the work is done (docs/benchmarks.md has the profile be
   commit in the transaction with `send_offsets_to_transaction` and the group's metadata, so a
   member that lost its partitions is fenced by the group generation (KIP-447);
 - a whole batch of commands is decided before anything waits: records are produced without
-  awaiting each one, and the transaction commits every `commit_interval_s`;
+  awaiting each one; the transaction commits as soon as the loop has caught up with its input
+  (low latency under light load), and at the latest every `commit_interval_s` (big transactions
+  under a backlog);
 - the projection runs in the same step as the decision, on the same partition: the view of an
   auction commits in the same transaction as the events it reflects;
 - table values are a write-back cache: each auction's state and view are written to their
@@ -72,7 +74,7 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, str | bytes | None]]
 KAFKA_TIMEOUT_S = 60.0
 POLL_S = 0.1
-DEFAULT_COMMIT_INTERVAL_S = 0.05  # latency: a view is visible about this long after its command
+DEFAULT_COMMIT_INTERVAL_S = 0.05  # the longest a transaction stays open (under a backlog)
 COMMIT_ATTEMPTS = 5
 
 
@@ -99,7 +101,6 @@ class Transaction:
     snapshots: list[tuple[bytes, Any, int, list[int]]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
-    delivery_errors: list[KafkaError] = field(default_factory=list)
 
     @property
     def open(self) -> bool:
@@ -145,7 +146,7 @@ class HotPath:
             **{
                 "transactional.id": f"{self.group}-hotpath-{options.instance}",
                 "transaction.timeout.ms": 30_000,
-                "linger.ms": 2,
+                "linger.ms": 1,
                 "batch.size": 256 * 1024,
                 "queue.buffering.max.messages": 1_000_000,
                 "on_delivery": self._delivered,
@@ -155,8 +156,12 @@ class HotPath:
         self.partitions: dict[int, PartitionState] = {}
         self._kept: dict[int, PartitionState] = {}  # revoked, maybe re-assigned next
         self.txn = Transaction()
+        # Snapshots of committed aggregates, written in the next transaction (see _commit).
+        self._snapshots_due: list[tuple[bytes, Any, int, list[int]]] = []
+        self._events_committed: dict[int, int] = {}  # events partition -> last offset committed
         self._minute, self._bids_in_minute = 0, Counter[bytes]()
         self._stopping = False
+        self._wait = min(POLL_S, options.commit_interval_s / 10)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -171,21 +176,28 @@ class HotPath:
         )
         try:
             while not self._stopping:
-                # consume() waits for a full batch or the timeout: never past the commit due
-                wait = POLL_S
-                if self.txn.open:
-                    due = self.txn.started + self.options.commit_interval_s
-                    wait = min(POLL_S, max(0.0, due - time.monotonic()))
-                batch = self.consumer.consume(self.options.batch, wait)
+                # consume() returns at a full batch or at the timeout: a short timeout keeps a
+                # trickle of commands from waiting for a batch that never fills.
+                batch = self.consumer.consume(self.options.batch, self._wait)
                 for message in batch:
                     self._handle(message)
                 if self.txn.open and (
-                    time.monotonic() - self.txn.started >= self.options.commit_interval_s
+                    len(batch) < self.options.batch  # caught up: nothing gains from waiting
+                    or time.monotonic() - self.txn.started >= self.options.commit_interval_s
                 ):
+                    self._commit()
+                elif (
+                    not batch and not self.txn.open and (self._snapshots_due or self.txn.events_end)
+                ):
+                    # Idle: commit what the last transaction left for the next one (see _commit).
+                    self._begin()
                     self._commit()
                 if on_batch and batch:
                     on_batch(len(batch))
             self._commit()
+            if self._snapshots_due or self.txn.events_end:  # left for a next transaction
+                self._begin()
+                self._commit()
         finally:
             self.consumer.close()  # leaves the group: its partitions move at once
             self.producer.flush(10)
@@ -205,8 +217,7 @@ class HotPath:
             self._consumer_error(error)
             return
         if not self.txn.open:
-            self.producer.begin_transaction()
-            self.txn.started = time.monotonic()
+            self._begin()
         partition, offset = message.partition() or 0, message.offset() or 0
         self.txn.positions[partition] = offset + 1
         value = message.value() or b""
@@ -314,6 +325,14 @@ class HotPath:
         metrics.DEAD_LETTERS.labels(reason).inc()
         self.txn.outcomes["dead_letter"] += 1
 
+    def _uncommitted(self, events_end: dict[int, int]) -> dict[int, int]:
+        done = self._events_committed
+        return {p: o for p, o in events_end.items() if o > done.get(p, -1)}
+
+    def _begin(self) -> None:
+        self.producer.begin_transaction()
+        self.txn.started = time.monotonic()
+
     def _reporting_offset_to(
         self, where: list[int]
     ) -> Callable[[KafkaError | None, Message], None]:
@@ -326,8 +345,8 @@ class HotPath:
         self, err: KafkaError | None, msg: Message, where: list[int] | None = None
     ) -> None:
         """Delivery report of every record (called from poll/flush, in this thread)."""
-        if err is not None:
-            self.txn.delivery_errors.append(err)
+        if err is not None:  # the transaction cannot commit: commit_transaction says so
+            log.warning("record not delivered to %s: %s", msg.topic(), err)
             return
         if msg.topic() == self.events:
             partition, offset = msg.partition() or 0, msg.offset() or 0
@@ -339,21 +358,32 @@ class HotPath:
     # --- the transaction ------------------------------------------------------------------
 
     def _commit(self, *, rewind: bool = True) -> None:
-        """Changelogs and snapshots, then the offsets, then commit; abort on any failure."""
+        """Changelogs, snapshots and offsets, then commit; abort on any failure.
+
+        Nothing waits for the records' delivery before the commit (commit_transaction does,
+        and fails if any was not delivered): what needs an event's offset, its aggregate
+        snapshot and the events topic's group offset, goes into the next transaction.
+        """
         if not self.txn.open:
             return
         txn = self.txn
         changed = {p: state.changed() for p, state in self.partitions.items()}
+        snapshots, self._snapshots_due = self._snapshots_due, []
+        stage = metrics.HOTPATH_COMMIT.labels
         try:
-            self._flush()  # every event delivered: their offsets are known
-            self._write_tables(changed)
-            self._write_snapshots(txn)
+            with stage("tables").time():
+                self._write_tables(changed)
+                self._write_snapshots(snapshots)
             offsets = [TopicPartition(self.commands, p, o) for p, o in txn.positions.items()]
-            offsets += [TopicPartition(self.events, p, o + 1) for p, o in txn.events_end.items()]
-            self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
-            )
-            self._commit_transaction()
+            events = self._uncommitted(txn.events_end)
+            offsets += [TopicPartition(self.events, p, o + 1) for p, o in events.items()]
+            if offsets:
+                with stage("offsets").time():
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
+                    )
+            with stage("commit").time():
+                self._commit_transaction()
         except KafkaException as exc:
             error = exc.args[0]
             if error.fatal() or not error.txn_requires_abort():
@@ -362,12 +392,15 @@ class HotPath:
                     "same --instance, or the broker's transaction state is gone): restart it"
                 ) from exc
             log.warning("transaction aborted (%s): re-processing from the committed offsets", error)
+            self._snapshots_due = snapshots  # their events are committed: write them next time
             self._abort(rewind=rewind)
             return
-        except HotPathError:
-            self._abort(rewind=rewind)
-            raise
-        self.txn = Transaction()
+        self._events_committed.update(events)
+        # Delivery reports (served during the commit, or now) name the events' offsets: the
+        # ones not committed yet go into the next transaction.
+        self.txn = Transaction(events_end=self._uncommitted(txn.events_end))
+        self.producer.poll(0)
+        self._snapshots_due = [s for s in txn.snapshots if s[3]]
         self._after_commit(changed, txn)
 
     def _write_tables(self, changed: dict[int, list[tuple[bytes, Entry]]]) -> None:
@@ -389,24 +422,11 @@ class HotPath:
                         partition=partition,
                     )
 
-    def _write_snapshots(self, txn: Transaction) -> None:
-        for key, state, partition, where in txn.snapshots:
-            if not where:
-                raise HotPathError(f"no delivery report for the event of {key!r}'s snapshot")
+    def _write_snapshots(self, due: list[tuple[bytes, Any, int, list[int]]]) -> None:
+        """Aggregate snapshots whose last event is committed, with that event's offset."""
+        for key, state, partition, where in due:
             value = aggregate_snapshots.encode(state, partition, where[0])
             self.producer.produce(self.snapshots_topic, key=key, value=value)
-
-    def _flush(self) -> None:
-        left = self.producer.flush(KAFKA_TIMEOUT_S)
-        if left:
-            raise KafkaException(
-                KafkaError(
-                    KafkaError._TIMED_OUT, f"{left} record(s) undelivered", txn_requires_abort=True
-                )
-            )
-        if self.txn.delivery_errors:
-            first = self.txn.delivery_errors[0]
-            raise KafkaException(KafkaError(first.code(), first.str(), txn_requires_abort=True))
 
     def _commit_transaction(self) -> None:
         for attempt in range(COMMIT_ATTEMPTS):
@@ -436,12 +456,13 @@ class HotPath:
         self, changed: dict[int, list[tuple[bytes, Entry]]], txn: Transaction
     ) -> None:
         now = time.time()
+        metrics.HOTPATH_TRANSACTION_RECORDS.observe(sum(txn.outcomes.values()))
         for outcome, count in txn.outcomes.items():
             metrics.COMMANDS.labels(outcome).inc(count)
         for kind, count in txn.events.items():
             metrics.EVENTS.labels(kind).inc(count)
         if txn.snapshots:
-            metrics.AGGREGATE_SNAPSHOTS.inc(len(txn.snapshots))
+            metrics.AGGREGATE_SNAPSHOTS.inc(len(txn.snapshots))  # taken; written next commit
         views = []
         minute = int(now // 60)
         if minute != self._minute:

@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.domain.auction import (
     EVENT_ID_NAMESPACE,
     AuctionState,
     AuctionStatus,
     decide,
+    event_id_for,
     evolve,
     fold,
 )
@@ -483,3 +486,15 @@ def test_importing_the_domain_loads_no_faust_or_kafka_module() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+@given(
+    st.text(min_size=1, max_size=40),
+    st.text(min_size=1, max_size=40),
+    st.integers(min_value=0, max_value=5),
+)
+def test_event_ids_are_exactly_uuid5_of_the_documented_name(
+    auction_id: str, command_id: str, index: int
+) -> None:
+    expected = uuid.uuid5(EVENT_ID_NAMESPACE, f"{auction_id}/{command_id}/{index}")
+    assert event_id_for(auction_id, command_id, index) == str(expected)
