@@ -49,12 +49,20 @@ interval, commits the consumer offsets into those transactions. As shipped it br
    commit, so the records processed since the last commit stay in open transactions; a kept
    partition is sought back and re-processes them into the same transaction (duplicates).
    -> `on_partitions_revoked` commits the processed records' outputs with their offsets first.
+9. aiokafka fails a produce batch that meets a non-retriable error (the batch's futures get the
+   exception) without marking the transaction as failed, so `commit_transaction` still commits:
+   the consumed offsets become permanent while the failed records (events, changelog records)
+   are gone. Java's client had the same defect (KAFKA-5385). Faust only logs the failed future.
+   -> `OutbidTransactionManager` records every failed send per transaction, waits for the
+   transaction's sends before committing, and stops the worker instead of committing one that
+   lost a record (its transaction is then aborted and the records are re-processed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -99,6 +107,19 @@ class ProcessingGate:
 
 
 GATE = ProcessingGate()
+# Fix 9: transactional id -> the first send of its open transaction that failed.
+SEND_FAILURES: dict[str, BaseException] = {}
+
+
+class TransactionOutputLostError(RuntimeError):
+    """A record sent in a transaction failed: committing would lose it (the worker stops)."""
+
+
+def _note_send(tid: str, future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        SEND_FAILURES.setdefault(tid, cast(BaseException, future.exception()))
+
+
 # Called as hook(app, committed_offsets) after every successful commit, still under the gate:
 # the moment the committed partitions hold only committed state (table snapshots use it).
 COMMIT_HOOKS: list[Callable[[Any, Mapping[TP, int]], None]] = []
@@ -126,6 +147,8 @@ class TrackingProducerBuffer(faust_producer.ProducerBuffer):
 
 class OutbidTransactionManager(TransactionManager):
     """Transactions keyed by the source partition; commits gated and complete (see module doc)."""
+
+    track_sends = True  # fix 9 (OUTBID_DISABLE_FIXES=send_failures turns it off)
 
     def _tid(self, topic: str, partition: int) -> str:
         return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
@@ -175,9 +198,12 @@ class OutbidTransactionManager(TransactionManager):
         # Anything else outside an event (a web view producing a command) is not part of any
         # consume-process-produce cycle: inside a transaction it would stay invisible until that
         # partition next commits, which an idle partition never does.
-        return await self.producer.send(
+        sent = await self.producer.send(
             topic, key, value, p, timestamp, headers, transactional_id=tid
         )
+        if tid is not None and self.track_sends and isinstance(sent, asyncio.Future):
+            sent.add_done_callback(functools.partial(_note_send, tid))
+        return sent
 
     async def commit(
         self,
@@ -194,19 +220,10 @@ class OutbidTransactionManager(TransactionManager):
             buffer = app.producer.buffer
             if isinstance(buffer, TrackingProducerBuffer):
                 await buffer.wait_sent()
-            assigned = app.consumer.assignment() if assigned_only else set(offsets)
-            merged = {tp: off for tp, off in offsets.items() if tp in assigned}
-            for tp, off in GATE.done.items():
-                if tp in assigned and off > merged.get(tp, -1):
-                    merged[tp] = off
-            by_tid: dict[str, dict[TP, int]] = defaultdict(dict)
-            for tp, off in merged.items():
-                with contextlib.suppress(KeyError):
-                    by_tid[self._tid(tp.topic, tp.partition)][tp] = off
-            live = {t: o for t, o in by_tid.items() if t in producer._transaction_producers}
-            if not assigned_only:  # at a revoke: Faust may have ended some of them already
-                live = {t: o for t, o in live.items() if _in_transaction(producer, t)}
+            live = self._live_transactions(offsets, assigned_only=assigned_only)
             if not live:
+                return False
+            if self.track_sends and not await self._sends_delivered(live):
                 return False
             persisted = dict(app.tables._pending_persisted_offsets)
             try:
@@ -231,6 +248,46 @@ class OutbidTransactionManager(TransactionManager):
                     log.exception("commit hook %r failed", hook)
             return True
 
+    def _live_transactions(
+        self, offsets: Mapping[TP, int], *, assigned_only: bool
+    ) -> dict[str, dict[TP, int]]:
+        """The offsets to commit, by the transaction they belong to (open transactions only)."""
+        app: Any = self.app
+        producer: Any = self.producer
+        assigned = app.consumer.assignment() if assigned_only else set(offsets)
+        merged = {tp: off for tp, off in offsets.items() if tp in assigned}
+        for tp, off in GATE.done.items():
+            if tp in assigned and off > merged.get(tp, -1):
+                merged[tp] = off
+        by_tid: dict[str, dict[TP, int]] = defaultdict(dict)
+        for tp, off in merged.items():
+            with contextlib.suppress(KeyError):
+                by_tid[self._tid(tp.topic, tp.partition)][tp] = off
+        live = {t: o for t, o in by_tid.items() if t in producer._transaction_producers}
+        if not assigned_only:  # at a revoke: Faust may have ended some of them already
+            live = {t: o for t, o in live.items() if _in_transaction(producer, t)}
+        return live
+
+    async def _sends_delivered(self, live: Mapping[str, Any]) -> bool:
+        """Fix 9: wait for each transaction's sends; False (worker stopping) if one failed."""
+        producer: Any = self.producer
+        for tid in live:
+            txn_producer = producer._transaction_producers.get(tid)
+            if txn_producer is not None:
+                with contextlib.suppress(Exception):  # a failure is what SEND_FAILURES holds
+                    await txn_producer.flush()
+        lost = {tid: SEND_FAILURES[tid] for tid in live if tid in SEND_FAILURES}
+        if not lost:
+            return True
+        error = TransactionOutputLostError(
+            f"records of transaction(s) {sorted(lost)} were not written "
+            f"({next(iter(lost.values()))!r}): not committing them; stopping so the partitions "
+            "are re-processed from their committed offsets"
+        )
+        log.error("%s", error)
+        await self.app.crash(error)
+        return False
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         # Fix 8: Faust clears its acked offsets of revoked partitions *before* its revoke-time
         # commit, finds nothing to commit and skips it. The transactions keep the outputs of
@@ -243,6 +300,9 @@ class OutbidTransactionManager(TransactionManager):
         if done:
             await self.commit(done, start_new_transaction=True, assigned_only=False)
         GATE.forget(revoked)
+        for tp in revoked:  # their transactions end here (committed above, or aborted)
+            with contextlib.suppress(KeyError):
+                SEND_FAILURES.pop(self._tid(tp.topic, tp.partition), None)
         await super().on_partitions_revoked(revoked)
 
 
@@ -376,7 +436,14 @@ class _FastIdleAsyncio:
         return await asyncio.wait_for(awaitable, timeout)
 
 
-FIXES = ("buffer", "transactions", "highwater", "recovery_idle", "recovery_applied")
+FIXES = (
+    "buffer",
+    "transactions",
+    "highwater",
+    "recovery_idle",
+    "recovery_applied",
+    "send_failures",
+)
 
 
 def install(disabled: frozenset[str] = frozenset()) -> None:
@@ -398,6 +465,7 @@ def install(disabled: frozenset[str] = frozenset()) -> None:
         ("recovery_idle", faust_recovery, "asyncio", _FastIdleAsyncio()),  # Recovery idle wait
         ("recovery_applied", faust_tables_manager, "Recovery", OutbidRecovery),  # TableManager
     ]
+    OutbidTransactionManager.track_sends = "send_failures" not in disabled
     for fix, target, name, replacement in patches:
         if fix in disabled:
             log.warning(

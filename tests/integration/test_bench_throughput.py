@@ -56,7 +56,8 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
     assert report["worker_peak_rss_mb"] > 20  # a Python worker with Faust loaded
 
     [run_1x, run_5x] = sorted(
-        (r for r in report["raw"]["pipeline"] if r["workers"] == 1), key=lambda r: r["auctions"]
+        (r for r in report["raw"]["pipeline"] if r["workers"] == 1 and r["engine"] == "faust"),
+        key=lambda r: r["auctions"],
     )
     assert (run_1x["auctions"], run_5x["auctions"]) == (20, 100)
     for run in (run_1x, run_5x):
@@ -82,6 +83,24 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
         half["p99_ms"],
         half["p999_ms"],
     )
+
+    # the same measurements of `outbid hotpath`, against the same run's ceiling
+    hotpath = report["hotpath"]
+    assert hotpath["pipeline_cmds_per_s"] > 0
+    assert hotpath["ratio"] == pytest.approx(hotpath["pipeline_cmds_per_s"] / ceiling, rel=0.01)
+    assert hotpath["worker_peak_rss_mb"] > 20
+    assert [row["auctions"] for row in hotpath["auction_scaling"]] == [20, 100]
+    hot_runs = [r for r in report["raw"]["pipeline"] if r["engine"] == "hotpath"]
+    assert sorted(r["auctions"] for r in hot_runs) == [20, 100]
+    assert all(r["commands"] == 300 and r["events"] > 0 for r in hot_runs)
+    assert [lv["share"] for lv in hotpath["latency"]] == [0.25, 0.5, 0.75, 1.0]
+    for level in hotpath["latency"]:
+        event = level["event_committed"]  # every command's events, and its view with them
+        assert event["count"] > 0
+        assert 0 < event["p50_ms"] <= event["p99_ms"] <= event["max_ms"]
+    hot_half = hotpath["latency"][1]["event_committed"]
+    assert (hotpath["p50_ms"], hotpath["p99_ms"]) == (hot_half["p50_ms"], hot_half["p99_ms"])
+
     machine = report["machine"]
     assert machine["cpu_count"] >= 1
     assert len(machine["load_avg_start"]) == len(machine["load_avg_end"]) == 3

@@ -229,3 +229,57 @@ def test_a_revoke_does_not_commit_a_transaction_faust_already_ended() -> None:
     asyncio.run(manager.on_partitions_revoked({tp}))
     assert producer.committed == []
     eos.GATE.done.clear()
+
+
+class LosingProducer(CommittingProducer):
+    """aiokafka after a non-retriable produce error: the record's future fails, and nothing else
+    happens (the transaction is not marked failed, so commit_transaction would still commit)."""
+
+    async def send(self, *args: Any, transactional_id: str | None = None) -> Any:
+        await super().send(*args, transactional_id=transactional_id)
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(RuntimeError("KafkaError: batch failed (non-retriable)"))
+        return failed
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_a_transaction_that_lost_a_record_is_never_committed(fixed: bool) -> None:
+    """Fix 9: committing would make the command's offset permanent without its event."""
+    tp = TP("in", 5)
+    manager, _ = _manager(eos.OutbidTransactionManager, owned={"app-0-5"}, dest_partition=5)
+    producer = LosingProducer({"app-0-5"})
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    manager.producer = producer
+    manager.track_sends = fixed
+    manager.app.producer = producer
+    manager.app.crash = crash
+    manager.app.consumer = SimpleNamespace(assignment=lambda: {tp})
+    manager.app.tables._pending_persisted_offsets = {}
+    eos.GATE.done.clear()
+    eos.SEND_FAILURES.clear()
+
+    async def scenario() -> None:
+        token = _in_event(5)
+        try:
+            sent = await manager.send("out", b"k", b"v", None, None, None)  # the event
+        finally:
+            _current_event.reset(token)
+        await asyncio.sleep(0)  # done callbacks run
+        assert sent.exception() is not None
+        eos.GATE.done[tp] = 11  # the record at offset 10 was handled
+        await manager.commit({tp: 11})
+
+    asyncio.run(scenario())
+    if fixed:
+        assert producer.committed == []
+        assert len(crashed) == 1
+        assert isinstance(crashed[0], eos.TransactionOutputLostError)
+    else:  # the defect: offset 11 commits, the event is gone
+        assert producer.committed == [{"app-0-5": {tp: 11}}]
+        assert crashed == []
+    eos.GATE.done.clear()
+    eos.SEND_FAILURES.clear()
