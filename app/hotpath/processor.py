@@ -503,6 +503,10 @@ class HotPath:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # (partitions lost without a revoke, after a session timeout, go to _on_lost instead)
         self._commit(rewind=False)  # still ours: what was processed commits now, nothing is redone
+        gone = {tp.partition for tp in partitions}
+        # what was left for a next transaction belongs to the partitions' next owner now
+        self.txn.events_end = {p: o for p, o in self.txn.events_end.items() if p not in gone}
+        self._snapshots_due = [s for s in self._snapshots_due if s[2] not in gone]
         for tp in partitions:
             state = self.partitions.pop(tp.partition, None)
             if state is not None:
