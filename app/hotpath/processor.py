@@ -497,6 +497,10 @@ class HotPath:
         )
         metrics.REDIS_WRITES.labels("applied").inc(applied)
         metrics.REDIS_WRITES.labels("stale").inc(len(views) - applied)
+        now = time.time()
+        for _view, issued, _bids in views:
+            if issued is not None:
+                metrics.COMMAND_TO_REDIS.observe(max(0.0, now - issued))
 
     # --- rebalances -----------------------------------------------------------------------
 
