@@ -261,26 +261,20 @@ class HotPath:
             self.txn.events[event.TYPE] += 1
             if isinstance(event, BidAccepted):
                 entry.accepted_bids += 1
+            extra: dict[str, Any] = {}
             if snapshot and index == last:
                 # The snapshot names the offset of its last event: known once it is delivered.
                 where: list[int] = []
                 self.txn.snapshots.append((key, state, partition, where))
-                self.producer.produce(
-                    self.events,
-                    key=key,
-                    value=encode_event(event),
-                    partition=partition,
-                    headers=stamp,
-                    on_delivery=self._reporting_offset_to(where),
-                )
-            else:
-                self.producer.produce(
-                    self.events,
-                    key=key,
-                    value=encode_event(event),
-                    partition=partition,
-                    headers=stamp,
-                )
+                extra["on_delivery"] = self._reporting_offset_to(where)
+            self.producer.produce(
+                self.events,
+                key=key,
+                value=encode_event(event),
+                partition=partition,
+                headers=stamp,
+                **extra,
+            )
         entry.state, entry.view, entry.issued_at, entry.changed = state, view, issued, True
         self.txn.outcomes["decided"] += 1
 

@@ -38,6 +38,7 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
         "2",
         "--json",
         str(out),
+        "--keep-topics",  # so that `outbid verify` can audit what the bench runs wrote (below)
         env=outbid_env,  # KAFKA_BOOTSTRAP_SERVERS and REDIS_URL set: the bench starts no servers
         timeout=240,
     )
@@ -104,3 +105,18 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
     machine = report["machine"]
     assert machine["cpu_count"] >= 1
     assert len(machine["load_avg_start"]) == len(machine["load_avg_end"]) == 3
+
+    # The optimisations never cost the invariants: the 1-process runs of both engines audit clean.
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    topics = AdminClient({"bootstrap.servers": servers.kafka}).list_topics(timeout=15).topics
+    for label in ("fw1r0", "hw1r0"):
+        [commands] = [
+            t for t in topics if t.startswith("bench-") and t.endswith(f"-{label}.bid-commands")
+        ]
+        audited = run_outbid(
+            "verify",
+            env={**outbid_env, "OUTBID_TOPIC_PREFIX": commands.removesuffix("bid-commands")},
+            timeout=240,
+        )
+        assert audited.returncode == 0, audited.stdout[-3000:]
