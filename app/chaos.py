@@ -55,6 +55,7 @@ class ChaosSpec:
 class ChaosResult:
     sent: dict[str, int] = field(default_factory=dict)
     worker_kills: int = 0
+    worker_exits: int = 0  # stopped by themselves (and restarted, as a supervisor would)
     broker_kills: int = 0
     rebalances: int = 0
     load_seconds: float = 0.0
@@ -66,6 +67,7 @@ class ChaosResult:
         return {
             "sent": self.sent,
             "worker_kills": self.worker_kills,
+            "worker_exits": self.worker_exits,
             "broker_kills": self.broker_kills,
             "rebalances": self.rebalances,
             "load_seconds": round(self.load_seconds, 1),
@@ -175,12 +177,25 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
         broker_down: tuple[int, float] | None = None
         broker_done = not spec.broker_kill or spec.brokers < 3
         down: dict[int, float] = {}  # worker index -> restart time
-        while sender.is_alive():
-            now = time.monotonic()
+
+        def supervise(now: float) -> None:
+            """What a process supervisor (compose's `restart: unless-stopped`) does: restart
+            the workers that are down, including those that stopped by themselves (a worker
+            stops on a fenced producer or a failed commit, by design: docs/guarantees.md)."""
+            for index, pid in list(pids.items()):
+                if not processes.alive(pid):
+                    del pids[index]
+                    down[index] = now + spec.restart_after_s
+                    result.worker_exits += 1
+                    say(f"worker {index} stopped by itself at {now - started:.0f}s; restarting it")
             for index, at in list(down.items()):
                 if now >= at:
                     pids[index] = worker_procs.start(specs[index - 1], env)
                     del down[index]
+
+        while sender.is_alive():
+            now = time.monotonic()
+            supervise(now)
             if now >= next_kill:
                 victim = rng.choice([i for i in pids if i not in down])
                 processes.kill(pids.pop(victim))
@@ -208,6 +223,7 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
             cluster.start_node(broker_down[0])
         for index in list(down):
             pids[index] = worker_procs.start(specs[index - 1], env)
+        down.clear()
         say(
             f"load done: {report.total} commands in {report.seconds:.0f}s; waiting for the workers to catch up"
         )
@@ -215,6 +231,7 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
         deadline = caught + spec.catch_up_timeout_s
         quiet = failures = 0
         while time.monotonic() < deadline:
+            supervise(time.monotonic())
             try:
                 remaining = lag(
                     bootstrap,
