@@ -91,6 +91,17 @@ class Options:
     redis: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class PendingSnapshot:
+    """An aggregate snapshot taken at decision time, written once its last event's offset is
+    known (`where` is filled by that event's delivery report)."""
+
+    key: bytes
+    state: Any  # AuctionState
+    partition: int
+    where: list[int]
+
+
 @dataclass
 class Transaction:
     """What the open transaction holds besides the records already handed to the producer."""
@@ -98,7 +109,7 @@ class Transaction:
     started: float = 0.0
     positions: dict[int, int] = field(default_factory=dict)  # commands partition -> next offset
     events_end: dict[int, int] = field(default_factory=dict)  # events partition -> last offset
-    snapshots: list[tuple[bytes, Any, int, list[int]]] = field(default_factory=list)
+    snapshots: list[PendingSnapshot] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
 
@@ -157,7 +168,7 @@ class HotPath:
         self._kept: dict[int, PartitionState] = {}  # revoked, maybe re-assigned next
         self.txn = Transaction()
         # Snapshots of committed aggregates, written in the next transaction (see _commit).
-        self._snapshots_due: list[tuple[bytes, Any, int, list[int]]] = []
+        self._snapshots_due: list[PendingSnapshot] = []
         self._events_committed: dict[int, int] = {}  # events partition -> last offset committed
         self._minute, self._bids_in_minute = 0, Counter[bytes]()
         self._stopping = False
@@ -265,7 +276,7 @@ class HotPath:
             if snapshot and index == last:
                 # The snapshot names the offset of its last event: known once it is delivered.
                 where: list[int] = []
-                self.txn.snapshots.append((key, state, partition, where))
+                self.txn.snapshots.append(PendingSnapshot(key, state, partition, where))
                 extra["on_delivery"] = self._reporting_offset_to(where)
             self.producer.produce(
                 self.events,
@@ -394,7 +405,7 @@ class HotPath:
         # ones not committed yet go into the next transaction.
         self.txn = Transaction(events_end=self._uncommitted(txn.events_end))
         self.producer.poll(0)
-        self._snapshots_due = [s for s in txn.snapshots if s[3]]
+        self._snapshots_due = [s for s in txn.snapshots if s.where]
         self._after_commit(changed, txn)
 
     def _write_tables(self, changed: dict[int, list[tuple[bytes, Entry]]]) -> None:
@@ -416,11 +427,11 @@ class HotPath:
                         partition=partition,
                     )
 
-    def _write_snapshots(self, due: list[tuple[bytes, Any, int, list[int]]]) -> None:
+    def _write_snapshots(self, due: list[PendingSnapshot]) -> None:
         """Aggregate snapshots whose last event is committed, with that event's offset."""
-        for key, state, partition, where in due:
-            value = aggregate_snapshots.encode(state, partition, where[0])
-            self.producer.produce(self.snapshots_topic, key=key, value=value)
+        for snap in due:
+            value = aggregate_snapshots.encode(snap.state, snap.partition, snap.where[0])
+            self.producer.produce(self.snapshots_topic, key=snap.key, value=value)
 
     def _commit_transaction(self) -> None:
         for attempt in range(COMMIT_ATTEMPTS):
@@ -504,7 +515,7 @@ class HotPath:
         gone = {tp.partition for tp in partitions}
         # what was left for a next transaction belongs to the partitions' next owner now
         self.txn.events_end = {p: o for p, o in self.txn.events_end.items() if p not in gone}
-        self._snapshots_due = [s for s in self._snapshots_due if s[2] not in gone]
+        self._snapshots_due = [s for s in self._snapshots_due if s.partition not in gone]
         for tp in partitions:
             state = self.partitions.pop(tp.partition, None)
             if state is not None:
@@ -539,32 +550,30 @@ class HotPath:
             # With read_committed this waits until no transaction of a previous owner is pending
             # on the offsets (KIP-447): the changelogs read next then hold all it committed.
             consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S)
-            for tp in fresh:
-                self.partitions[tp.partition] = self._recover(tp.partition)
+            reader = TopicReader(self.settings.kafka_bootstrap_servers)
+            try:
+                for tp in fresh:
+                    self.partitions[tp.partition] = self._recover(reader, tp.partition)
+            finally:
+                reader.close()
             metrics.RECOVERY.observe(time.perf_counter() - started)
         metrics.ASSIGNED.set(len(self.partitions))
 
-    def _recover(self, partition: int) -> PartitionState:
+    def _recover(self, reader: TopicReader, partition: int) -> PartitionState:
         state = PartitionState(partition, self.root / str(partition), self.options.cache_size)
-        reader = TopicReader(self.settings.kafka_bootstrap_servers)
-        try:
-            for topic, prefix, table in (
-                (self.auctions_changelog, STATE, "auctions"),
-                (self.views_changelog, VIEW, "highest_bids"),
-            ):
-                end = reader.end_offset(topic, partition)
-                chunk: list[tuple[bytes, bytes | None]] = []
-                for record in reader.read(topic, partition, end):
-                    if record.key is not None:
-                        chunk.append((record.key, record.value))
-                    if len(chunk) >= 10_000:
-                        metrics.RECOVERY_RECORDS.labels(table).inc(
-                            state.load_changelog(prefix, chunk)
-                        )
-                        chunk = []
-                metrics.RECOVERY_RECORDS.labels(table).inc(state.load_changelog(prefix, chunk))
-        finally:
-            reader.close()
+        for topic, prefix, table in (
+            (self.auctions_changelog, STATE, "auctions"),
+            (self.views_changelog, VIEW, "highest_bids"),
+        ):
+            end = reader.end_offset(topic, partition)
+            chunk: list[tuple[bytes, bytes | None]] = []
+            for record in reader.read(topic, partition, end):
+                if record.key is not None:
+                    chunk.append((record.key, record.value))
+                if len(chunk) >= 10_000:
+                    metrics.RECOVERY_RECORDS.labels(table).inc(state.load_changelog(prefix, chunk))
+                    chunk = []
+            metrics.RECOVERY_RECORDS.labels(table).inc(state.load_changelog(prefix, chunk))
         if self.read_model is not None:
             # A crash between a commit and its Redis write left Redis behind: catch it up.
             self._to_redis([(view, None, 0) for view in state.views()])
