@@ -44,6 +44,19 @@ def current_minute() -> int:
     return int(time.time() // 60)
 
 
+def auction_key(prefix: str, auction_id: str) -> str:
+    return f"{prefix}:auction:{auction_id}"
+
+
+def hot_key(prefix: str, minute: int) -> str:
+    """Accepted bids per auction in one minute (a zset that expires after 10 minutes)."""
+    return f"{prefix}:hot:{minute}"
+
+
+def channel(prefix: str) -> str:
+    return f"{prefix}:changes"
+
+
 def apply_call(
     prefix: str,
     view: HighestBid,
@@ -55,9 +68,9 @@ def apply_call(
     doc = view.to_json_dict()
     change = orjson.dumps({**doc, "issued_at": issued_at, "visible_at": time.time()})
     keys = [
-        f"{prefix}:auction:{view.auction_id}",
-        f"{prefix}:hot:{minute if minute is not None else current_minute()}",
-        f"{prefix}:changes",
+        auction_key(prefix, view.auction_id),
+        hot_key(prefix, minute if minute is not None else current_minute()),
+        channel(prefix),
     ]
     args = [
         view.seq,
@@ -82,15 +95,14 @@ class ReadModel:
         self.script: Any = self.client.register_script(APPLY_IF_NEWER)
 
     def key(self, auction_id: str) -> str:
-        return f"{self.prefix}:auction:{auction_id}"
+        return auction_key(self.prefix, auction_id)
 
     def hot_key(self, minute: int) -> str:
-        """Accepted bids per auction in one minute (a zset that expires after 10 minutes)."""
-        return f"{self.prefix}:hot:{minute}"
+        return hot_key(self.prefix, minute)
 
     @property
     def channel(self) -> str:
-        return f"{self.prefix}:changes"
+        return channel(self.prefix)
 
     async def apply(
         self,

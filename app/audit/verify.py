@@ -14,6 +14,7 @@ import redis
 from app.audit.checks import CommandLedger, Findings, PartitionAudit, coordinate, settle_ledger
 from app.audit.reader import TopicReader
 from app.errors import KafkaUnavailableError
+from app.readmodel import auction_key
 from app.settings import Settings
 from app.topics.spec import (
     AUCTIONS_CHANGELOG,
@@ -72,7 +73,7 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
                 ids = sorted(audit.views)
                 values = redis_client.pipeline(transaction=False)
                 for auction_id in ids:
-                    values.hget(f"{settings.redis_prefix}:auction:{auction_id}", "view")
+                    values.hget(auction_key(settings.redis_prefix, auction_id), "view")
                 audit.compare_redis(dict(zip(ids, values.execute(), strict=True)))
             findings.counts["auctions"] += len(audit.states)
         sources = _dead_letter_sources(reader, topic(DLQ), dlq_end, findings)
