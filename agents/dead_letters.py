@@ -1,17 +1,13 @@
-"""Parking records that cannot be processed in the dead-letter topic, with the reason in headers.
+"""Parking a record that cannot be processed: the dead-letter output with its reason in headers.
 
 The original key and bytes are kept unchanged, so `outbid dlq replay` can re-drive them after a fix.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
-from typing import Any
 
-from app import metrics
-
-log = logging.getLogger(__name__)
+from agents.records import Destination, Incoming, Outcome, Output, Result
 
 REASON = "outbid.reason"
 ERROR = "outbid.error"
@@ -22,24 +18,11 @@ FAILED_AT = "outbid.failed_at"
 MAX_ERROR_BYTES = 2000
 
 
-class DeadLetters:
-    def __init__(self, topic: Any) -> None:
-        self.topic = topic
-
-    async def park(self, message: Any, reason: str, error: str) -> None:
-        log.warning(
-            "dead-lettering %s[%s]@%s: %s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            reason,
-            error,
-        )
-        headers = dead_letter_headers(
-            message.topic, message.partition, message.offset, reason, error
-        )
-        await self.topic.send(key=message.key, value=message.value, headers=headers)
-        metrics.DEAD_LETTERS.labels(reason).inc()
+def dead_letter(record: Incoming, reason: str, error: str) -> Result:
+    """The result that parks `record` in the dead-letter topic."""
+    headers = dead_letter_headers(record.topic, record.partition, record.offset, reason, error)
+    output = Output(Destination.DLQ, record.key, record.value, headers)
+    return Result(Outcome.DEAD_LETTER, (output,), reason=reason)
 
 
 def dead_letter_headers(

@@ -235,7 +235,7 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
             try:
                 remaining = lag(
                     bootstrap,
-                    settings.faust_app_id,
+                    settings.group_id,
                     [settings.topic(COMMANDS), settings.topic(EVENTS)],
                     topics.partitions(COMMANDS),
                 )

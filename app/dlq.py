@@ -44,7 +44,7 @@ class ReplayReport:
 
 def replay_group(settings: Settings, reasons: frozenset[str]) -> str:
     suffix = "-".join(sorted(reasons)) if reasons else "all"
-    return f"{settings.faust_app_id}-dlq-replay-{suffix}"
+    return f"{settings.group_id}-dlq-replay-{suffix}"
 
 
 def replay(  # noqa: PLR0912 - one loop with its guard clauses

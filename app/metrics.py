@@ -117,14 +117,14 @@ AGGREGATE_SNAPSHOT_FALLBACKS = Counter(
     "Aggregate snapshots that could not be used (replayed from the event log instead)",
     ["reason"],
 )
-HOTPATH_COMMIT = Histogram(
-    "outbid_hotpath_commit_seconds",
-    "outbid hotpath: one transaction's commit, by stage (flush, tables, offsets, commit)",
+TRANSACTION_COMMIT = Histogram(
+    "outbid_transaction_commit_seconds",
+    "One engine transaction's commit, by stage (tables, offsets, commit)",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-HOTPATH_TRANSACTION_RECORDS = Histogram(
-    "outbid_hotpath_transaction_records",
-    "outbid hotpath: commands consumed per committed transaction",
+TRANSACTION_RECORDS = Histogram(
+    "outbid_transaction_records",
+    "Commands consumed per committed engine transaction",
     buckets=(1, 10, 100, 1_000, 10_000, 100_000),
 )

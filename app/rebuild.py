@@ -95,7 +95,7 @@ def plan(settings: Settings, reader: TopicReader, *, from_snapshots: bool) -> li
 def _snapshots(settings: Settings) -> TableSnapshots:
     return TableSnapshots(
         DirectoryBlobStore(settings.snapshot_root),
-        settings.faust_app_id,
+        settings.group_id,
         Policy(interval_s=0, every_writes=0, keep=settings.snapshot_keep),
     )
 

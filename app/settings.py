@@ -6,10 +6,9 @@ The README's settings table is this module in prose; a test keeps the two in ste
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,13 +34,11 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     topics_file: Path = REPO_ROOT / "topics.yaml"
     state_dir: Path = REPO_ROOT / ".outbid"
-    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     # How many recent command ids each auction remembers to absorb client retries (idempotency window).
     recent_commands: int = Field(default=128, ge=1, le=100_000)
     kafka_heap: str = "512m"
     cache_dir: Path | None = None  # Kafka jars; default $XDG_CACHE_HOME/outbid or ~/.cache/outbid
     web_bind: str = "127.0.0.1"
-    commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     table_cache_mb: int = Field(default=16, ge=1, le=4096)
     # Redis keys: {namespace}:auction:{id} (hash), {namespace}:hot (zset), {namespace}:changes (pub/sub)
     redis_namespace: str = "outbid"
@@ -55,8 +52,14 @@ class Settings(BaseSettings):
     snapshot_keep: int = Field(default=3, ge=1, le=1000)
     # Per-auction aggregate snapshots on auction-snapshots every N events (0: off).
     aggregate_snapshot_every: int = Field(default=100, ge=0)
-    # Names of app/eos.py fixes to leave out (comma-separated); for the tests that prove each fix.
-    disable_fixes: str = ""
+    # The worker's stable name (default: host name and web port); see `worker_instance`.
+    instance: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    # The engine: the longest a transaction stays open under a backlog (it commits sooner as soon
+    # as the worker has caught up with its input), records per consume() call, decoded auctions
+    # kept in memory per partition.
+    transaction_max_s: float = Field(default=0.05, gt=0, le=60)
+    consume_batch: int = Field(default=2_000, ge=1, le=100_000)
+    cache_auctions: int = Field(default=20_000, ge=1)
 
     def topic(self, name: str) -> str:
         """The live name of a topics.yaml topic (with OUTBID_TOPIC_PREFIX applied)."""
@@ -67,17 +70,19 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{self.redis_namespace}"
 
     @property
-    def disabled_fixes(self) -> frozenset[str]:
-        return frozenset(name.strip() for name in self.disable_fixes.split(",") if name.strip())
-
-    @property
     def snapshot_root(self) -> Path:
         return self.snapshot_dir or self.state_dir / "snapshots"
 
     @property
-    def faust_app_id(self) -> str:
-        """Consumer group, changelog-topic prefix and transactional-id prefix of the workers."""
+    def group_id(self) -> str:
+        """The workers' consumer group, and the prefix of their transactional ids and snapshots."""
         return f"{self.topic_prefix}outbid"
+
+    def worker_instance(self, web_port: int) -> str:
+        """This worker's stable identity: its static group membership (group.instance.id) and
+        its transactional id. The same after a restart, so the new process takes the old one's
+        place (and fences its open transaction) without a rebalance."""
+        return self.instance or f"{socket.gethostname()}-{web_port}"
 
 
 ENV_NAMES: dict[str, str] = {

@@ -138,7 +138,7 @@ class History:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.kafka_bootstrap_servers,
-                "group.id": self.settings.faust_app_id,
+                "group.id": self.settings.group_id,
                 "enable.auto.commit": False,
             }
         )

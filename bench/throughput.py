@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.errors import OutbidError
-from app.hotpath.processor import DEFAULT_COMMIT_INTERVAL_S as HOTPATH_COMMIT_INTERVAL_S
+HOTPATH_COMMIT_INTERVAL_S = 0.05
 from app.settings import get_settings
 from bench import throughput_phases as phases
 from bench import throughput_stack as stack

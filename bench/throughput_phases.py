@@ -171,7 +171,7 @@ def pipeline(
     opens, bids = commands_stream(auctions, commands, ctx.seed, close_share=0.2 / scale)
     procs = stack.Workers(ctx.root / label, ctx.worker_env(settings), engine, partitions)
     watcher = kafka.OffsetWatcher(
-        bootstrap, settings.faust_app_id, topic, settings.topic(EVENTS), partitions
+        bootstrap, settings.group_id, topic, settings.topic(EVENTS), partitions
     )
     try:
         procs.start(workers)
@@ -232,7 +232,7 @@ def latency(
         ctx.root / f"latency-{engine}", ctx.worker_env(settings), engine, partitions
     )
     watcher = kafka.OffsetWatcher(
-        bootstrap, settings.faust_app_id, topic, settings.topic(EVENTS), partitions
+        bootstrap, settings.group_id, topic, settings.topic(EVENTS), partitions
     )
     collector = kafka.LatencyCollector(
         bootstrap, settings.topic(EVENTS), settings.topic(HIGHEST_BIDS_CHANGELOG), partitions

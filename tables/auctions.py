@@ -1,18 +1,15 @@
-"""`auctions`: the auction aggregate (AuctionState as codec bytes), keyed by auction id bytes."""
+"""`auctions`: the auction aggregate (AuctionState as codec bytes), keyed by the auction id's UTF-8."""
 
 from __future__ import annotations
 
-from typing import Any
+from app.domain import decode_state, encode_state
+from app.topics.spec import AUCTIONS_CHANGELOG
+from tables import Table
 
-import faust
-
-from app.settings import Settings
-from tables.options import bytes_table
-
-NAME = "auctions"  # changelog: {app id}-auctions-changelog, declared in topics.yaml
-
-
-def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    return bytes_table(
-        app, settings, NAME, partitions, "Auction aggregate state, written by the command handler."
-    )
+AUCTIONS = Table(
+    "auctions",
+    AUCTIONS_CHANGELOG,
+    encode_state,
+    decode_state,
+    "Auction aggregate state, written by the command handler.",
+)

@@ -1,32 +1,36 @@
-"""`bids_per_minute`: accepted bids per auction per minute, a tumbling window that expires.
+"""`bids_per_minute`: each auction's current one-minute window of accepted bids (agents/bid_rate.py).
 
-Feeds the read model's "hot auctions" sorted set. Windowed keys are (auction id, window) tuples,
-which Faust serializes as JSON, so this table uses str keys (json), unlike the raw-byte tables.
+Values are `{"minute": M, "count": N}` JSON; a key holds only its newest window.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+import orjson
 
-import faust
-
-from app.settings import Settings
-from tables.options import rocksdb_options
-
-NAME = "bids_per_minute"  # changelog: {app id}-bids_per_minute-changelog, declared in topics.yaml
-WINDOW_S = 60.0
-EXPIRES = timedelta(minutes=5)
+from agents.bid_rate import BidRate
+from app.errors import InvalidMessage, InvalidReason
+from app.topics.spec import BID_RATE_CHANGELOG
+from tables import Table
 
 
-def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    table = app.Table(
-        NAME,
-        default=int,
-        key_type=str,
-        value_type=int,
-        partitions=partitions,
-        options=rocksdb_options(settings),
-        help="Accepted bids per auction per minute (tumbling, expiring).",
-    )
-    return table.tumbling(WINDOW_S, expires=EXPIRES)
+def encode_rate(rate: BidRate) -> bytes:
+    return orjson.dumps({"minute": rate.minute, "count": rate.count})
+
+
+def decode_rate(raw: bytes) -> BidRate:
+    try:
+        doc = orjson.loads(raw)
+        return BidRate(int(doc["minute"]), int(doc["count"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidMessage(
+            InvalidReason.INVALID_VALUE, f"stored bid rate is not {{minute, count}}: {exc}"
+        ) from exc
+
+
+BID_RATE = Table(
+    "bids_per_minute",
+    BID_RATE_CHANGELOG,
+    encode_rate,
+    decode_rate,
+    "Accepted bids per auction in its current minute (feeds the hot-auctions set).",
+)

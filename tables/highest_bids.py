@@ -1,18 +1,15 @@
-"""`highest_bids`: the highest-bid projection (HighestBid as codec bytes), keyed by auction id bytes."""
+"""`highest_bids`: the highest-bid projection (HighestBid as codec bytes), keyed by auction id."""
 
 from __future__ import annotations
 
-from typing import Any
+from app.domain import decode_view, encode_view
+from app.topics.spec import HIGHEST_BIDS_CHANGELOG
+from tables import Table
 
-import faust
-
-from app.settings import Settings
-from tables.options import bytes_table
-
-NAME = "highest_bids"  # changelog: {app id}-highest_bids-changelog, declared in topics.yaml
-
-
-def declare(app: faust.App, settings: Settings, partitions: int) -> Any:
-    return bytes_table(
-        app, settings, NAME, partitions, "Highest bid per auction, folded from auction-events."
-    )
+HIGHEST_BIDS = Table(
+    "highest_bids",
+    HIGHEST_BIDS_CHANGELOG,
+    encode_view,
+    decode_view,
+    "Highest bid per auction, folded from the decision events.",
+)

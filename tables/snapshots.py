@@ -1,101 +1,80 @@
-"""Wiring of table snapshots into a worker: when checkpoints are captured, and by whom.
+"""When table partitions are checkpointed, and by whom (app/snapshots/checkpoints.py takes them).
 
-Two moments hold only committed state: right after a partition's transaction committed (the
-commit hook, app/eos.py, under the processing gate), and any time a partition has had no write
-since its last commit (the idle timer, which takes the gate itself). The capture is a RocksDB
-checkpoint (fast, on the event loop); archiving and uploading run in a thread.
+A table database holds only committed state (tables/store.py), so any moment between two
+transactions is a consistent one: the engine calls `capture_due` after each commit and while
+idle. The capture (a RocksDB checkpoint: hard links plus a flushed memtable) runs in the engine's
+thread; archiving and uploading run in a background thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Mapping
-from typing import Any
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-import faust
-from faust.types import TP
-
-from app import eos
 from app.settings import Settings
 from app.snapshots.blobs import DirectoryBlobStore
-from app.snapshots.checkpoints import Captured, Policy, TableSnapshots
-from tables import store as table_store
+from app.snapshots.checkpoints import Policy, TableSnapshots
+from tables import Table
+from tables.partition import TABLES, PartitionTables
 
-IDLE_CHECK_S = 5.0
+log = logging.getLogger(__name__)
 STAGING = ".snapshot-staging"  # next to the table databases: checkpoints hard-link their files
 
 
-def install(app: faust.App, settings: Settings) -> TableSnapshots | None:
-    """Configure the store's snapshot service from settings; None when snapshots are off."""
+def service_from(settings: Settings) -> TableSnapshots | None:
+    """The worker's snapshot service; None when snapshots are off."""
     policy = Policy(
         interval_s=settings.snapshot_interval_s,
         every_writes=settings.snapshot_every_writes,
         keep=settings.snapshot_keep,
     )
-    exactly_once = settings.processing_guarantee == "exactly_once"
     if not (policy.interval_s or policy.every_writes):
-        table_store.configure(None, exactly_once=exactly_once)
         return None
-    service = TableSnapshots(
-        DirectoryBlobStore(settings.snapshot_root), app_id=settings.faust_app_id, policy=policy
+    return TableSnapshots(
+        DirectoryBlobStore(settings.snapshot_root), app_id=settings.group_id, policy=policy
     )
-    table_store.configure(service, exactly_once=exactly_once)
-    eos.COMMIT_HOOKS.append(after_commit)
-
-    @app.timer(IDLE_CHECK_S, name="snapshot-idle-partitions")  # type: ignore[untyped-decorator]
-    async def snapshot_idle_partitions() -> None:
-        async with eos.GATE.lock:
-            captured = capture_due(app, {})
-        publish_in_background(captured)
-
-    return service
 
 
-def after_commit(app: Any, committed: Mapping[TP, int]) -> None:
-    publish_in_background(capture_due(app, committed))
+class Checkpointer:
+    def __init__(
+        self, service: TableSnapshots, folder: Path, topic_of: Callable[[Table], str]
+    ) -> None:
+        self.service = service
+        self.staging = folder / STAGING
+        self.topic_of = topic_of
+        self._publisher = ThreadPoolExecutor(1, thread_name_prefix="outbid-snapshots")
 
+    def written(self, partition: int, counts: dict[str, int]) -> None:
+        for table, count in counts.items():
+            if count:
+                self.service.note_writes(table, partition, count)
 
-def capture_due(app: Any, committed: Mapping[TP, int]) -> list[Captured]:
-    """Checkpoint every due table partition that holds only committed state.
-
-    Runs on the event loop with the processing gate held: right after a commit (`committed` =
-    the source offsets just committed), or from the idle timer (`committed` empty).
-    """
-    service = table_store.snapshots
-    if service is None:
-        return []
-    sources: dict[int, dict[str, int]] = {}
-    for tp, offset in committed.items():
-        sources.setdefault(tp.partition, {})[tp.topic] = offset
-    captured = []
-    for store in _outbid_stores(app):
-        store.dirty -= set(sources)
-        for partition, db in list(store._dbs.items()):
-            if partition in store.dirty or not service.due(store.table.name, partition):
-                continue
-            captured.append(
-                service.capture(
-                    store.table.name,
-                    partition,
-                    db,
-                    store.changelog_name,
-                    store.changelog_offset(partition),
-                    sources.get(partition, {}),
-                    store.partition_path(partition).parent / STAGING,
+    def capture_due(
+        self, partitions: Iterable[PartitionTables], sources: dict[int, dict[str, int]]
+    ) -> None:
+        """Checkpoint every due table partition; `sources`: partition -> the input topic's
+        committed next offset, recorded in the manifest."""
+        for tables in partitions:
+            for table in TABLES:
+                if not self.service.due(table.name, tables.partition):
+                    continue
+                db = tables.dbs[table.name]
+                captured = self.service.capture(
+                    table.name,
+                    tables.partition,
+                    db.db,
+                    self.topic_of(table),
+                    db.offset,
+                    sources.get(tables.partition, {}),
+                    self.staging,
                 )
-            )
-    return captured
+                self._publisher.submit(self.service.publish, captured)
 
+    def forget(self, partition: int) -> None:
+        for table in TABLES:
+            self.service.forget(table.name, partition)
 
-def publish_in_background(captured: Iterable[Captured]) -> None:
-    """Archive and upload off the event loop; the checkpoints are immutable folders by now."""
-    service = table_store.snapshots
-    if service is None:
-        return
-    loop = asyncio.get_running_loop()
-    for item in captured:
-        loop.run_in_executor(None, service.publish, item)
-
-
-def _outbid_stores(app: Any) -> list[table_store.OutbidStore]:
-    return [t.data for t in app.tables.values() if isinstance(t.data, table_store.OutbidStore)]
+    def close(self) -> None:
+        self._publisher.shutdown(wait=True)

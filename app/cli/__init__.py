@@ -41,7 +41,6 @@ def _register() -> None:
         demo,
         dev,
         dlq,
-        hotpath,
         kafka,
         loadgen,
         produce,
@@ -54,7 +53,6 @@ def _register() -> None:
     main.add_command(rebuild.rebuild)
 
     main.add_command(dlq.dlq)
-    main.add_command(hotpath.hotpath)
 
     main.add_command(chaos.chaos_command)
 

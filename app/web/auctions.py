@@ -1,8 +1,10 @@
-"""GET /auctions/{auction_id}: the highest-bid projection, answered by the partition's owner.
+"""GET /auctions/{auction_id}: the highest-bid view, answered from the owning worker's table.
 
-`table_route` hashes the id's UTF-8 bytes exactly as producers key commands, so any worker
-forwards the request to the one that holds the auction (faust issues #187/#514 are about
-tables whose key bytes differ from the topic's; ours are the same raw bytes by construction).
+Any worker answers for any auction: the auction id's partition is computed as Kafka's partitioner
+places its commands; a worker that owns it answers from its committed table, any other forwards
+the request to the owner found in the consumer group (app/engine/owners.py). While a partition
+moves (revoked, not yet recovered by its new owner) the answer is 503 with Retry-After, never a
+stale or foreign one.
 """
 
 from __future__ import annotations
@@ -11,22 +13,32 @@ import asyncio
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import faust
 from faust.web import Request, Response, View
 
-from app.domain import decode_state, decode_view
+from app.engine.owners import Owners, partition_for
+from app.engine.service import EngineService
 from app.readmodel import ReadModel
-from app.web.routing import ensure_route_metadata
+from app.settings import Settings
+from app.topics import load_topics
+from app.topics.spec import COMMANDS
+from tables.auctions import AUCTIONS
+from tables.highest_bids import HIGHEST_BIDS
+from tables.partition import PartitionTables
 
 AUCTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-
-
 WAIT_DEFAULT_MS = 5_000
 WAIT_MAX_MS = 30_000
 POLL_S = 0.02
+FORWARDED = "X-Outbid-Forwarded"  # set on a forwarded request: it is never forwarded again
+RETRY_AFTER_S = "1"
+
+
+class Moving(Exception):  # noqa: N818 - a condition, not an error
+    """The auction's partition has no owner that can answer right now."""
 
 
 def _age_ms(updated_at: object) -> int | None:
@@ -39,18 +51,56 @@ def _age_ms(updated_at: object) -> int | None:
     return max(0, int((datetime.now(UTC) - moment).total_seconds() * 1000))
 
 
-async def _applied_version(auctions: Any, key: bytes, command_id: str) -> int | None:
+def _applied_version(tables: PartitionTables, key: bytes, command_id: str) -> int | None:
     """The aggregate's version once `command_id` is decided (None until then)."""
-    stored = auctions.get(key)
+    stored = tables.read(AUCTIONS, key)
     if stored is None:
         return None
-    state = decode_state(stored)
-    return state.version if command_id in state.recent_command_ids else None
+    state = AUCTIONS.decode(stored)
+    return int(state.version) if command_id in state.recent_command_ids else None
 
 
 def register(
-    app: faust.App, highest_bids: Any, auctions: Any, read_model: ReadModel | None
+    app: faust.App, settings: Settings, service: EngineService, read_model: ReadModel | None
 ) -> None:
+    partitions = load_topics(settings.topics_file).partitions(COMMANDS)
+    owners = Owners(settings.kafka_bootstrap_servers, settings.group_id, settings.topic(COMMANDS))
+    session: list[aiohttp.ClientSession] = []
+
+    def unavailable(view: View, why: str) -> Response:
+        return view.json({"error": why}, status=503, headers={"Retry-After": RETRY_AFTER_S})
+
+    async def forward(view: View, request: Request, partition: int) -> Response:
+        engine = service.engine
+        generation = engine.generation if engine is not None else 0
+        loop = asyncio.get_running_loop()
+        owner = await loop.run_in_executor(None, owners.owner, partition, generation)
+        own_url = engine.url if engine is not None else None
+        if owner is None or owner == own_url or request.headers.get(FORWARDED):
+            raise Moving
+        if not session:
+            session.append(aiohttp.ClientSession())
+        try:
+            wait_ms = min(int(request.query.get("wait_ms", WAIT_DEFAULT_MS)), WAIT_MAX_MS)
+        except ValueError:
+            wait_ms = WAIT_DEFAULT_MS
+        timeout = aiohttp.ClientTimeout(total=wait_ms / 1000 + 5)
+        try:
+            async with session[0].get(
+                f"{owner}{request.path}",
+                params=dict(request.query),
+                headers={FORWARDED: "1"},
+                timeout=timeout,
+            ) as answer:
+                body = await answer.read()
+                headers = {"Retry-After": answer.headers["Retry-After"]} if answer.status == 503 else {}
+                return view.bytes(
+                    body, content_type="application/json", status=answer.status, headers=headers
+                )
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            await loop.run_in_executor(None, lambda: owners.owner(partition, generation, refresh=True))
+            raise Moving from exc
+
     @app.page("/auctions/{auction_id}")
     class AuctionView(View):
         async def get(self, request: Request, auction_id: str) -> Response:
@@ -62,50 +112,58 @@ def register(
                     },
                     status=400,
                 )
-            await ensure_route_metadata(app, highest_bids)
-            try:
-                routed: Any = self.owner  # table_route's wrapper keeps our keyword arguments
-                return cast(Response, await routed(request, auction_id=auction_id))
-            except (
-                aiohttp.ClientError,
-                OSError,
-            ) as exc:  # the owner just left; a rebalance follows
-                return self.json(
-                    {
-                        "error": f"the worker owning this auction is unreachable ({exc}); "
-                        "retry in a few seconds"
-                    },
-                    status=503,
-                    headers={"Retry-After": "2"},
-                )
-
-        @app.table_route(table=highest_bids, match_info="auction_id")  # type: ignore[arg-type]
-        async def owner(self, request: Request, auction_id: str) -> Response:
-            key = auction_id.encode()
-            after = request.query.get("after")  # read-your-writes token: a command_id
-            from_redis = request.query.get("source") == "redis"
-            if from_redis and read_model is None:
-                return self.json(
-                    {"error": "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"}, status=503
-                )
             try:
                 wait_ms = min(int(request.query.get("wait_ms", WAIT_DEFAULT_MS)), WAIT_MAX_MS)
             except ValueError:
                 return self.json(
                     {"error": "wait_ms must be an integer number of milliseconds"}, status=400
                 )
+            from_redis = request.query.get("source") == "redis"
+            if from_redis and read_model is None:
+                return self.json(
+                    {"error": "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"}, status=503
+                )
+            key = auction_id.encode()
+            partition = partition_for(key, partitions)
+            engine = service.engine
+            try:
+                tables = engine.serving(partition) if engine is not None else None
+                if tables is None:
+                    return await forward(self, request, partition)
+                return await self.answer(request, auction_id, key, partition, tables, wait_ms)
+            except Moving:
+                return unavailable(
+                    self,
+                    f"the partition of {auction_id!r} ({partition}) is moving between workers; "
+                    "retry in a moment",
+                )
+
+        async def answer(
+            self,
+            request: Request,
+            auction_id: str,
+            key: bytes,
+            partition: int,
+            tables: PartitionTables,
+            wait_ms: int,
+        ) -> Response:
+            after = request.query.get("after")  # read-your-writes token: a command_id
+            from_redis = request.query.get("source") == "redis"
             caught_up: bool | None = None
             started = time.monotonic()
             view: dict[str, Any] | None = None
             while True:
+                engine = service.engine
+                if engine is None or engine.serving(partition) is not tables:
+                    raise Moving  # revoked while we waited: never answer from a closed table
                 if from_redis and read_model is not None:
                     view = await read_model.get(auction_id)
                 else:
-                    stored = highest_bids.get(key)
-                    view = None if stored is None else decode_view(stored).to_json_dict()
+                    stored = tables.read(HIGHEST_BIDS, key)
+                    view = None if stored is None else HIGHEST_BIDS.decode(stored).to_json_dict()
                 if after is None:
                     break
-                version = await _applied_version(auctions, key, after)
+                version = _applied_version(tables, key, after)
                 if version is not None and view is not None and int(view["seq"] or 0) >= version:
                     caught_up = True
                     break

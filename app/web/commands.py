@@ -16,7 +16,8 @@ from faust.web import Request, Response, View
 from app.domain import decode_command, encode_command
 from app.domain.wire import format_timestamp
 from app.errors import InvalidMessage
-from app.topology import Topology
+from app.settings import Settings
+from app.topics.spec import COMMANDS
 
 MAX_BODY = 64 * 1024
 
@@ -24,7 +25,7 @@ MAX_BODY = 64 * 1024
 async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wrong
     view: View,
     request: Request,
-    topology: Topology,
+    topic: str,
     command_type: str,
     auction_id: str | None = None,
 ) -> Response:
@@ -64,10 +65,11 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
         return view.json(
             {"error": f"body cannot be encoded: {exc}", "reason": "wrong_type"}, status=400
         )
-    pending = await topology.commands.send(
-        key=command.auction_id.encode(), value=encode_command(command)
+    # Faust's producer is aiokafka's, whose default partitioner is Java's murmur2: the command
+    # lands on the partition the console producer and the engine expect for its key.
+    metadata = await view.app.producer.send_and_wait(
+        topic, command.auction_id.encode(), encode_command(command), None, None, None
     )
-    metadata = await pending
     return view.json(
         {
             "command_id": command.command_id,
@@ -81,18 +83,20 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
     )
 
 
-def register(app: faust.App, topology: Topology) -> None:
+def register(app: faust.App, settings: Settings) -> None:
+    topic = settings.topic(COMMANDS)
+
     @app.page("/auctions")
     class OpenAuctionView(View):
         async def post(self, request: Request) -> Response:
-            return await _submit(self, request, topology, "OpenAuction")
+            return await _submit(self, request, topic, "OpenAuction")
 
     @app.page("/auctions/{auction_id}/bids")
     class PlaceBidView(View):
         async def post(self, request: Request, auction_id: str) -> Response:
-            return await _submit(self, request, topology, "PlaceBid", auction_id)
+            return await _submit(self, request, topic, "PlaceBid", auction_id)
 
     @app.page("/auctions/{auction_id}/close")
     class CloseAuctionView(View):
         async def post(self, request: Request, auction_id: str) -> Response:
-            return await _submit(self, request, topology, "CloseAuction", auction_id)
+            return await _submit(self, request, topic, "CloseAuction", auction_id)

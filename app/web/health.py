@@ -5,18 +5,22 @@ from __future__ import annotations
 import faust
 from faust.web import Request, Response, View
 
-
-def ready(app: faust.App) -> tuple[bool, str]:
-    if app.rebalancing:
-        return False, "rebalancing"
-    if app.in_recovery or not app.tables.actives_ready:
-        return False, "recovering tables"
-    if not app.consumer.assignment():
-        return False, "no partitions assigned (more workers than partitions?)"
-    return True, "ready"
+from app.engine.service import EngineService
 
 
-def register(app: faust.App) -> None:
+def ready(service: EngineService) -> tuple[bool, str, list[int], list[int]]:
+    engine = service.engine
+    if engine is None or not engine.started.is_set():
+        return False, "starting", [], []
+    serving, recovering = engine.assignment()
+    if recovering:
+        return False, "recovering tables", serving, recovering
+    if not serving:
+        return False, "no partitions assigned (more workers than partitions?)", [], []
+    return True, "ready", serving, []
+
+
+def register(app: faust.App, service: EngineService) -> None:
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -25,10 +29,16 @@ def register(app: faust.App) -> None:
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            ok, why = ready(app)
-            assigned: dict[str, list[int]] = {}
-            for tp in sorted(app.consumer.assignment()) if ok else []:
-                assigned.setdefault(tp.topic, []).append(tp.partition)
+            ok, why, serving, recovering = ready(service)
+            engine = service.engine
+            topic = engine.commands if engine is not None else "bid-commands"
             return self.json(
-                {"ready": ok, "reason": why, "assigned": assigned}, status=200 if ok else 503
+                {
+                    "ready": ok,
+                    "reason": why,
+                    "assigned": {topic: serving} if serving else {},
+                    "recovering": {topic: recovering} if recovering else {},
+                    "instance": engine.instance if engine is not None else None,
+                },
+                status=200 if ok else 503,
             )

@@ -1,0 +1,65 @@
+"""The engine's Kafka clients, configured in one place (each non-obvious setting with its reason)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote, unquote
+
+from confluent_kafka import Consumer, Producer
+
+from app.settings import Settings
+
+CLIENT_ID_PREFIX = "outbid-worker "  # + the worker's web URL, percent-encoded
+
+
+def client_id(url: str) -> str:
+    """The consumer's client id carries the worker's web URL: any worker reads who owns which
+    partition, and where to ask, from the group itself (app/engine/owners.py)."""
+    return CLIENT_ID_PREFIX + quote(url, safe="")
+
+
+def url_of(client: str) -> str | None:
+    if not client.startswith(CLIENT_ID_PREFIX):
+        return None
+    return unquote(client[len(CLIENT_ID_PREFIX) :])
+
+
+def consumer(settings: Settings, instance: str, url: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": settings.group_id,
+            "client.id": client_id(url),
+            # Static membership (KIP-345): a restart inside the session timeout gets the same
+            # partitions back without a rebalance.
+            "group.instance.id": instance,
+            # Incremental rebalances (KIP-429): a joining worker takes only the partitions it is
+            # given; the others keep processing theirs.
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.auto.commit": False,  # offsets commit inside the transaction (KIP-447)
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # aborted commands are not commands
+            "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(settings.session_timeout_s * 200),
+            "fetch.max.bytes": 16 * 1024 * 1024,
+            "fetch.wait.max.ms": 10,  # a trickle of commands must not wait 500 ms for a batch
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
+
+
+def producer(settings: Settings, instance: str) -> Producer:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        # Stable per worker: a restarted worker fences its killed predecessor's open transaction.
+        "transactional.id": f"{settings.group_id}-{instance}",
+        "transaction.timeout.ms": 30_000,
+        # Re-routed commands must land where the Java client and kcat (murmur2) put the key.
+        "partitioner": "murmur2_random",
+        "linger.ms": 1,
+        "batch.size": 256 * 1024,
+        "queue.buffering.max.messages": 1_000_000,
+        "logger": logging.getLogger("librdkafka"),
+    }
+    return Producer(config)
