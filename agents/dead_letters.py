@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agents.records import Destination, Incoming, Outcome, Output, Result
+from agents.records import Destination, Headers, Incoming, Outcome, Output, Result
 
 REASON = "outbid.reason"
 ERROR = "outbid.error"
@@ -27,7 +27,7 @@ def dead_letter(record: Incoming, reason: str, error: str) -> Result:
 
 def dead_letter_headers(
     topic: str, partition: int, offset: int, reason: str, error: str
-) -> list[tuple[str, bytes]]:
+) -> Headers:
     """Why a record was parked and where it came from (read by `outbid verify` and `dlq replay`)."""
     return [
         (REASON, reason.encode()),

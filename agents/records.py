@@ -11,7 +11,7 @@ from app.topics import spec as topics
 if TYPE_CHECKING:
     from app.domain import AuctionState, Event
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]  # confluent-kafka's produce() type
 
 
 @dataclass(frozen=True, slots=True)

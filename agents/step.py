@@ -19,7 +19,7 @@ from typing import Protocol
 from agents import bid_rate, bids, highest_bids
 from agents.bid_rate import BidRate
 from agents.dead_letters import dead_letter
-from agents.records import Destination, Incoming, Outcome, Output, Result
+from agents.records import Destination, Headers, Incoming, Outcome, Output, Result
 from app import headers
 from app.domain import AuctionState, HighestBid, encode_event
 from app.errors import InvalidMessage
@@ -85,7 +85,7 @@ class CommandStep:
             entry.state.version, decision.state.version, self.snapshot_every
         )
         issued = command.issued_at.timestamp()
-        stamp = [(headers.ISSUED_AT, str(issued).encode())]
+        stamp: Headers = [(headers.ISSUED_AT, str(issued).encode())]
         last = len(decision.events) - 1
         outputs = tuple(
             Output(

@@ -9,6 +9,8 @@ share that ceiling.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import faust
 from faust.app.base import BootStrategy
 
@@ -45,7 +47,9 @@ def create_app(settings: Settings) -> faust.App:
     from app.web import auctions, commands, health, live, metrics  # noqa: PLC0415
 
     service = EngineService(app, settings)
-    app.service(service)
+    # app.service() is typed for classes; faust instantiates classes and takes instances as they
+    # are (App.on_init_extra_service), and ours needs its settings.
+    app.service(cast(Any, service))
     read_model = ReadModel(settings) if settings.redis_enabled else None
     auctions.register(app, settings, service, read_model)
     commands.register(app, settings)

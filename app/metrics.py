@@ -51,12 +51,12 @@ PROJECTED = Counter(
 )
 COMMAND_TO_EVENT = Histogram(
     "outbid_command_to_event_seconds",
-    "Command issued_at to its decision event appended",
+    "Command issued_at to its decision events committed (newest command per auction per transaction)",
     buckets=LATENCY_BUCKETS,
 )
 COMMAND_TO_PROJECTION = Histogram(
     "outbid_command_to_projection_seconds",
-    "Command issued_at to the highest-bid projection applying its event",
+    "Command issued_at to the highest-bid view committed (same transaction as the events)",
     buckets=LATENCY_BUCKETS,
 )
 COMMAND_TO_REDIS = Histogram(

@@ -16,6 +16,7 @@ import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
@@ -79,7 +80,8 @@ class TableDB:
         self.db.write(batch)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        for key, value in self.db.items():
+        items: Iterator[Any] = self.db.items()  # raw mode: (bytes, bytes)
+        for key, value in items:
             if key != OFFSET_KEY:
                 yield key, value
 

@@ -47,9 +47,7 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
         # here has its event below the events bound read afterwards (also on a live system).
         snapshots_end = ends(SNAPSHOTS)
         views_end, aggregates_end = ends(HIGHEST_BIDS_CHANGELOG), ends(AUCTIONS_CHANGELOG)
-        committed = (
-            reader.committed(settings.group_id, topic(COMMANDS), partitions) if live else {}
-        )
+        committed = reader.committed(settings.group_id, topic(COMMANDS), partitions) if live else {}
         commands_end, events_end, dlq_end = ends(COMMANDS), ends(EVENTS), ends(DLQ)
         for step, p in enumerate(partitions):
             if progress:

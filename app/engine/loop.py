@@ -373,9 +373,7 @@ class Engine:
             }
             self.partitions[partition].committed(changes, offsets)
             if self.checkpoints is not None:
-                self.checkpoints.written(
-                    partition, {t: len(r) for t, r in changes.records.items()}
-                )
+                self.checkpoints.written(partition, {t: len(r) for t, r in changes.records.items()})
         for tables in self.partitions.values():
             tables.rolled_back()  # entries read but unchanged (duplicates) are not kept dirty
         metrics.TRANSACTION_RECORDS.observe(sum(txn.outcomes.values()))
@@ -392,7 +390,10 @@ class Engine:
         for changes in txn.changes.values():
             for _key, entry in changes.entries:
                 if entry.issued_at is not None:
-                    metrics.COMMAND_TO_PROJECTION.observe(max(0.0, now - entry.issued_at))
+                    # events and view commit in one transaction: both latencies end now
+                    latency = max(0.0, now - entry.issued_at)
+                    metrics.COMMAND_TO_EVENT.observe(latency)
+                    metrics.COMMAND_TO_PROJECTION.observe(latency)
                 if entry.view is not None:
                     rate = entry.rate.count if entry.rate is not None else 0
                     views.append((entry.view, entry.issued_at, rate))

@@ -25,7 +25,7 @@ TIMEOUT_S = 5.0
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (Java's murmur2, as the console producer and kcat with
     partitioner=murmur2_random place keys)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Owners:

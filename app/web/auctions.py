@@ -87,18 +87,22 @@ def register(
         timeout = aiohttp.ClientTimeout(total=wait_ms / 1000 + 5)
         try:
             async with session[0].get(
-                f"{owner}{request.path}",
+                f"{owner}{request.url.path}",
                 params=dict(request.query),
                 headers={FORWARDED: "1"},
                 timeout=timeout,
             ) as answer:
                 body = await answer.read()
-                headers = {"Retry-After": answer.headers["Retry-After"]} if answer.status == 503 else {}
+                headers = (
+                    {"Retry-After": answer.headers["Retry-After"]} if answer.status == 503 else {}
+                )
                 return view.bytes(
                     body, content_type="application/json", status=answer.status, headers=headers
                 )
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            await loop.run_in_executor(None, lambda: owners.owner(partition, generation, refresh=True))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            await loop.run_in_executor(
+                None, lambda: owners.owner(partition, generation, refresh=True)
+            )
             raise Moving from exc
 
     @app.page("/auctions/{auction_id}")

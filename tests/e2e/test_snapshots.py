@@ -59,7 +59,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 120) -> No
 
 
 def caught_up(line: Pipeline) -> bool:
-    topics = [line.topic("bid-commands"), line.topic("auction-events")]
+    topics = [line.topic("bid-commands")]
     return lag(line.bootstrap, f"{line.prefix}outbid", topics, 8) == 0
 
 
