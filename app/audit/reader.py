@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from app.errors import KafkaUnavailableError
 
 POLL_S = 0.1
 BATCH = 5000
+END_OFFSET_ATTEMPTS = 10
+LEADERLESS = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
 MAX_IDLE_POLLS = 300  # 30 s without a record while short of the end: the broker is gone
 
 
@@ -58,11 +65,24 @@ class TopicReader:
         return sorted(found.partitions)
 
     def end_offset(self, topic: str, partition: int) -> int:
-        """The last stable offset now: the bound of this audit for that partition."""
-        _, high = self.consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=15, cached=False
-        )
-        return int(high)
+        """The last stable offset now: the bound of this audit for that partition.
+
+        Retried while the partition has no leader (a topic just created, a broker restarting):
+        librdkafka does not flag NOT_LEADER_FOR_PARTITION as retriable here.
+        """
+        for attempt in range(END_OFFSET_ATTEMPTS):
+            try:
+                _, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=15, cached=False
+                )
+                return int(high)
+            except KafkaException as exc:
+                error = exc.args[0]
+                transient = error.retriable() or error.code() in LEADERLESS
+                if not transient or attempt == END_OFFSET_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")
 
     def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
         probe = Consumer(

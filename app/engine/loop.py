@@ -36,6 +36,7 @@ from confluent_kafka import (
 )
 from rocksdict import Cache
 
+from agents.bid_rate import WINDOW_S
 from agents.records import Destination, Incoming, Outcome, Output
 from agents.step import CommandStep, utc_now
 from app import metrics
@@ -386,6 +387,7 @@ class Engine:
         if txn.snapshots:
             metrics.AGGREGATE_SNAPSHOTS.inc(len(txn.snapshots))  # taken; written next commit
         now = time.time()
+        minute = int(now) // WINDOW_S
         views = []
         for changes in txn.changes.values():
             for _key, entry in changes.entries:
@@ -395,7 +397,8 @@ class Engine:
                     metrics.COMMAND_TO_EVENT.observe(latency)
                     metrics.COMMAND_TO_PROJECTION.observe(latency)
                 if entry.view is not None:
-                    rate = entry.rate.count if entry.rate is not None else 0
+                    # the hot set counts this minute's bids; an older window counts nothing now
+                    rate = entry.rate.count if entry.rate and entry.rate.minute == minute else 0
                     views.append((entry.view, entry.issued_at, rate))
         metrics.PROJECTED.labels("highest_bids", "applied").inc(len(views))
         self._to_redis(views)
@@ -462,6 +465,8 @@ class Engine:
         with self.lock:
             released = [self.partitions.pop(p) for p in gone if p in self.partitions]
             self.generation += 1
+        if released:
+            log.info("released partition(s) %s", sorted(t.partition for t in released))
         for tables in released:
             tables.close()  # the database stays on disk: a later assignment replays only its tail
             if self.checkpoints is not None:

@@ -1,0 +1,105 @@
+"""tables/recovery.py against the real broker: local copy, snapshot, tail, and foreign offsets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rocksdict import Cache
+
+from app.audit.reader import TopicReader
+from app.producers import command_producer
+from app.settings import Settings
+from app.snapshots.blobs import DirectoryBlobStore
+from app.snapshots.checkpoints import Policy, TableSnapshots
+from tables import Table
+from tables.auctions import AUCTIONS
+from tables.partition import PartitionTables
+from tables.recovery import recover
+from tables.store import rocksdb_options
+from tests.conftest import Servers, run_outbid
+
+pytestmark = pytest.mark.integration
+PARTITION = 3
+
+
+@pytest.fixture
+def settings(servers: Servers, prefix: str, outbid_env: dict[str, str]) -> Settings:
+    applied = run_outbid("topics", "apply", env=outbid_env)
+    assert applied.returncode == 0, applied.stderr
+    return Settings(KAFKA_BOOTSTRAP_SERVERS=servers.kafka, topic_prefix=prefix)  # type: ignore[call-arg]
+
+
+def write_changelog(settings: Settings, table: Table, values: dict[bytes, bytes]) -> None:
+    producer = command_producer(settings.kafka_bootstrap_servers)
+    for key, value in values.items():
+        producer.produce(settings.topic(table.changelog), key=key, value=value, partition=PARTITION)
+    assert producer.flush(30) == 0
+
+
+def recovered(
+    settings: Settings, folder: Path, snapshots: TableSnapshots | None = None
+) -> tuple[PartitionTables, dict[str, tuple[str, int]]]:
+    tables = PartitionTables(PARTITION, folder, rocksdb_options(Cache(1 << 20)), 100)
+    reader = TopicReader(settings.kafka_bootstrap_servers)
+    try:
+        done = recover(tables, reader, lambda t: settings.topic(t.changelog), snapshots)
+    finally:
+        reader.close()
+    return tables, {r.table: (r.start, r.replayed) for r in done}
+
+
+def test_a_local_database_replays_only_the_changelog_after_its_offset(
+    settings: Settings, tmp_path: Path
+) -> None:
+    write_changelog(settings, AUCTIONS, {f"k{n}".encode(): b"1" for n in range(50)})
+    tables, how = recovered(settings, tmp_path)
+    assert how[AUCTIONS.name] == ("empty", 50)
+    tables.close()
+    write_changelog(settings, AUCTIONS, {b"k0": b"2", b"new": b"3"})
+    tables, how = recovered(settings, tmp_path)
+    assert how[AUCTIONS.name] == ("local", 2)
+    assert tables.read(AUCTIONS, b"k0") == b"2"
+    assert tables.read(AUCTIONS, b"k49") == b"1"
+    tables.close()
+
+
+def test_a_snapshot_is_restored_then_only_the_tail_is_replayed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    write_changelog(settings, AUCTIONS, {f"k{n}".encode(): b"1" for n in range(40)})
+    service = TableSnapshots(
+        DirectoryBlobStore(tmp_path / "blobs"), settings.group_id, Policy(0, 1, keep=2)
+    )
+    tables, _ = recovered(settings, tmp_path / "worker-a")
+    db = tables.dbs[AUCTIONS.name]
+    service.note_writes(AUCTIONS.name, PARTITION, 1)
+    captured = service.capture(
+        AUCTIONS.name,
+        PARTITION,
+        db.db,
+        settings.topic(AUCTIONS.changelog),
+        db.offset,
+        {},
+        tmp_path / "worker-a" / "staging",
+    )
+    assert service.publish(captured) is not None
+    tables.close()
+    write_changelog(settings, AUCTIONS, {b"late": b"9"})
+    fresh, how = recovered(settings, tmp_path / "worker-b", service)  # another machine
+    assert how[AUCTIONS.name] == ("snapshot", 1)
+    assert fresh.read(AUCTIONS, b"k39") == b"1"
+    assert fresh.read(AUCTIONS, b"late") == b"9"
+    fresh.close()
+
+
+def test_a_database_ahead_of_the_changelog_is_discarded(settings: Settings, tmp_path: Path) -> None:
+    tables, _ = recovered(settings, tmp_path)
+    tables.dbs[AUCTIONS.name].write([(b"ghost", b"x")], 500)  # from a deleted incarnation
+    tables.close()
+    write_changelog(settings, AUCTIONS, {b"real": b"1"})
+    tables, how = recovered(settings, tmp_path)
+    assert how[AUCTIONS.name] == ("empty", 1)
+    assert tables.read(AUCTIONS, b"ghost") is None
+    assert tables.read(AUCTIONS, b"real") == b"1"
+    tables.close()
