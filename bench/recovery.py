@@ -1,31 +1,35 @@
 """`outbid bench recovery`: time for a fresh worker to serve correct answers, by recovery method.
 
 For histories of H decision events over the same K auctions (bench/recovery_history.py writes
-them), a worker whose local state is wiped is started and timed from process start until
-/readyz answers ready and a sample of auctions all answer the right seq and highest bid:
+them), a worker with no local tables is started and timed from process start until /readyz
+answers ready and a sample of auctions all answer the right seq and highest bid. The engine
+recovers each table partition on assignment (tables/recovery.py): the local database, else the
+newest table snapshot, then the changelog after it. Measured:
   (a) replay: fold the whole event log into aggregates and views (in this process: the work a
       worker would have to do without tables);
-  (b) changelog: Faust's own recovery, replaying the table changelogs (snapshots off);
-  (c) snapshot: restore the newest table snapshots, then replay the changelog tail after them.
+  (b) changelog: a fresh worker without snapshots (OUTBID_SNAPSHOT_INTERVAL_S=0) replays the
+      whole changelog of every table partition;
+  (c) snapshot: a fresh worker with snapshots restores the newest one of each table partition
+      (taken by a worker before the last `tail` events), then replays the changelog after it.
 The three alternate within each repeat, so their ratios come from the same conditions; medians
 go first in the JSON, raw runs after them. See docs/snapshots.md.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,16 +37,23 @@ from rich.table import Table
 
 from app.devstack import processes
 from app.devstack import workers as worker_procs
-from app.domain import AuctionState, HighestBid, apply, decode_event, evolve
 from app.errors import OutbidError
 from app.settings import Settings, get_settings
-from app.topics.spec import EVENTS
+from app.topics import load_topics
+from app.topics.spec import COMMANDS
+from bench import throughput_kafka as kafka
 from bench import throughput_stack as stack
-from bench.recovery_history import History
+from bench.recovery_history import History, fold_event_log
 from bench.throughput import comma_ints
+from bench.throughput_stats import counter_total
+from tables.partition import TABLES
 
-TABLES = ("auctions", "highest_bids")
+TABLE_NAMES = tuple(table.name for table in TABLES)
 READY_TIMEOUT_S = 1800.0
+# Every worker of the benchmark is the same instance (OUTBID_INSTANCE): a new one takes the
+# stopped one's place in the group at once (static membership), never waiting for its session
+# to time out, and fences its transactional id as a restart would.
+INSTANCE = "bench-recovery"
 
 
 class RecoveryBenchError(OutbidError):
@@ -66,10 +77,14 @@ class RecoverySpec:
 class Run:
     method: str
     seconds: float  # process start (or fold start) -> ready and every sampled answer right
-    ready_s: float = 0.0
+    ready_s: float = 0.0  # process start -> /readyz 200
+    engine_recovery_s: float = 0.0  # the engine's own time recovering (outbid_recovery_seconds)
     records_replayed: dict[str, float] = field(default_factory=dict)
     snapshots_restored: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+
+
+Expected = dict[str, tuple[int, int | None]]
 
 
 @dataclass
@@ -79,20 +94,27 @@ class Bench:
     history: History
     console: Console
 
+    @property
+    def partitions(self) -> int:
+        return load_topics(self.settings.topics_file).partitions(COMMANDS)
+
     def worker_env(self, *, snapshots: bool, interval_s: float = 3600) -> dict[str, str]:
-        env = {
+        return {
             "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
             "REDIS_URL": self.settings.redis_url.get_secret_value(),
             "OUTBID_TOPIC_PREFIX": self.settings.topic_prefix,
-            "OUTBID_REDIS_ENABLED": "false",  # tables only: Redis is not part of recovery
+            "OUTBID_INSTANCE": INSTANCE,
+            # Tables only: a worker that writes Redis also re-writes every recovered view to it
+            # (app/engine/loop.py), a cost of the read model, not of recovering the tables.
+            "OUTBID_REDIS_ENABLED": "false",
             "OUTBID_STATE_DIR": str(self.root / "state"),
             "OUTBID_SNAPSHOT_DIR": str(self.root / "snapshots"),
             "OUTBID_SNAPSHOT_INTERVAL_S": str(interval_s) if snapshots else "0",
             "OUTBID_SNAPSHOT_EVERY_WRITES": "0",
         }
-        return {**os.environ, **env}
 
     def start(self, env: dict[str, str]) -> tuple[worker_procs.WorkerSpec, int]:
+        """A worker with a data folder of its own: no local table database."""
         spec = worker_procs.WorkerSpec(
             1, processes.free_port(), self.root / f"worker-{uuid.uuid4().hex[:6]}"
         )
@@ -102,17 +124,22 @@ class Bench:
         started = time.perf_counter()
         spec, pid = self.start(env)
         try:
-            ready_s = _wait(
-                spec, pid, started, lambda: worker_procs.get_json(f"{spec.url}/readyz")[0] == 200
-            )
+            ready_s = _wait(spec, pid, started, lambda: _ready(spec))
             seconds = _wait(spec, pid, started, lambda: _answers_right(spec.url, expected))
-            metrics = _metrics(spec.url)
+            text = _metrics(spec.url)
             return Run(
                 method,
                 seconds,
                 ready_s,
-                {t: metrics.get(("outbid_recovery_records_total", t), 0.0) for t in TABLES},
-                {t: metrics.get(("outbid_snapshot_restores_total", t), 0.0) for t in TABLES},
+                round(counter_total(text, "outbid_recovery_seconds_sum"), 3),
+                {
+                    t: counter_total(text, "outbid_recovery_records_total", {"table": t})
+                    for t in TABLE_NAMES
+                },
+                {
+                    t: counter_total(text, "outbid_snapshot_restores_total", {"table": t})
+                    for t in TABLE_NAMES
+                },
                 stack.peak_rss_mb(pid),
             )
         finally:
@@ -120,25 +147,28 @@ class Bench:
             shutil.rmtree(spec.data_dir, ignore_errors=True)
 
     def take_snapshots(self) -> int:
-        """A worker with snapshots on recovers and snapshots every table partition; returns bytes."""
+        """A worker with snapshots every second recovers, decides one bid on an auction of each
+        partition (a table partition is checkpointed only after it was written), and stops once
+        every table partition has a snapshot newer than those bids. Returns their bytes."""
         spec, pid = self.start(self.worker_env(snapshots=True, interval_s=1))
         store = self.root / "snapshots"
+        commands = self.settings.topic(COMMANDS)
         try:
-            _wait(
-                spec,
-                pid,
-                time.perf_counter(),
-                lambda: worker_procs.get_json(f"{spec.url}/readyz")[0] == 200,
-            )
-            taken_after = time.time()
+            _wait(spec, pid, time.perf_counter(), lambda: _ready(spec))
+            partitions = self.partitions
+            written_after = time.time()
+            bids = self.history.bids_for_every_partition(partitions)
+            kafka.send_all(self.settings.kafka_bootstrap_servers, commands, bids)
+            touched = self.history.expected([key.decode() for key, _ in bids])
+            _wait(spec, pid, time.perf_counter(), lambda: _answers_right(spec.url, touched))
 
             def all_fresh() -> bool:
                 fresh = {
                     (p.parent.parent.name, p.parent.name)
                     for p in store.glob("*/*/*/*.json")
-                    if p.stat().st_mtime >= taken_after - 1 and p.parent.parent.name in TABLES
+                    if p.stat().st_mtime >= written_after and p.parent.parent.name in TABLE_NAMES
                 }
-                return len(fresh) == len(TABLES) * 8
+                return len(fresh) == len(TABLE_NAMES) * partitions
 
             _wait(spec, pid, time.perf_counter(), all_fresh)
         finally:
@@ -162,51 +192,13 @@ class Bench:
         return Run("replay", seconds, seconds)
 
 
-Expected = dict[str, tuple[int, int | None]]
+def _ready(spec: worker_procs.WorkerSpec) -> bool:
+    return worker_procs.get_json(f"{spec.url}/readyz")[0] == 200
 
 
-def fold_event_log(settings: Settings) -> tuple[dict[str, AuctionState], dict[str, HighestBid]]:
-    topic = settings.topic(EVENTS)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"bench-replay-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    states: dict[str, AuctionState] = {}
-    views: dict[str, HighestBid] = {}
-    max_recent = settings.recent_commands
-    try:
-        partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
-            for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
-        remaining = {p for p, end in ends.items() if end > 0}
-        while remaining:
-            for msg in consumer.consume(10_000, 1.0):
-                if msg.error():
-                    continue
-                value, partition, offset = msg.value(), msg.partition(), msg.offset()
-                if value is None or partition is None or offset is None:
-                    continue
-                event = decode_event(value)
-                aid = event.auction_id
-                states[aid] = evolve(
-                    states.get(aid) or AuctionState.empty(aid), event, max_recent=max_recent
-                )
-                views[aid] = apply(views.get(aid), event)
-                if offset >= ends[partition] - 1:
-                    remaining.discard(partition)
-    finally:
-        consumer.close()
-    return states, views
-
-
-def _wait(spec: worker_procs.WorkerSpec, pid: int, started: float, check: Any) -> float:
+def _wait(
+    spec: worker_procs.WorkerSpec, pid: int, started: float, check: Callable[[], bool]
+) -> float:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if not processes.alive(pid):
@@ -233,18 +225,11 @@ def _answers_right(url: str, expected: Expected) -> bool:
     return True
 
 
-def _metrics(url: str) -> dict[tuple[str, str], float]:
+def _metrics(url: str) -> str:
     import urllib.request  # noqa: PLC0415
 
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as answer:  # noqa: S310 - our loopback worker
-        text = answer.read().decode()
-    found: dict[tuple[str, str], float] = {}
-    for line in text.splitlines():
-        if line.startswith("outbid_") and '{table="' in line:
-            name, rest = line.split("{", 1)
-            table = rest.split('"')[1]
-            found[(name, table)] = float(line.rsplit(" ", 1)[1])
-    return found
+        return str(answer.read().decode())
 
 
 def _median(runs: list[Run], method: str) -> float:
@@ -260,11 +245,13 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
         def tick(count: int, task: Any = grow) -> None:
             bar.advance(task, count)
 
-        history.grow(target - history.events - spec.tail, tick)
+        # the snapshot worker decides one bid per partition: its events count toward the target
+        history.grow(target - history.events - spec.tail - bench.partitions, tick)
         history.commit_as_processed()
         bar.update(grow, description=f"snapshots at {history.events:,} events")
         snapshot_bytes = bench.take_snapshots()
-        history.grow(spec.tail, tick)  # the tail that (c) replays after the snapshots
+        bar.advance(grow, bench.partitions)  # the snapshot worker's bids
+        history.grow(target - history.events, tick)  # the tail that (c) replays
         history.commit_as_processed()
         expected = history.sample(spec.sample)
         runs: list[Run] = []
@@ -279,6 +266,12 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
             runs.append(bench.time_worker("snapshot", bench.worker_env(snapshots=True), expected))
             bar.advance(timing)
         changelog_s, snapshot_s = _median(runs, "changelog"), _median(runs, "snapshot")
+        inside = {
+            method: round(
+                statistics.median(r.engine_recovery_s for r in runs if r.method == method), 3
+            )
+            for method in ("changelog", "snapshot")
+        }
         rows.append(
             {
                 "history_events": history.events,
@@ -287,6 +280,9 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
                 "changelog_recovery_s": changelog_s,
                 "snapshot_recovery_s": snapshot_s,
                 "speedup": round(changelog_s / snapshot_s, 2),
+                # the engine's own recovery time, without the process start-up
+                "changelog_engine_recovery_s": inside["changelog"],
+                "snapshot_engine_recovery_s": inside["snapshot"],
                 "snapshot_bytes": snapshot_bytes,
                 "tail_events": spec.tail,
                 "runs": [asdict(r) for r in runs],
@@ -296,7 +292,7 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A smaller history (about 4 minutes on 2 cores).")
+@click.option("--quick", is_flag=True, help="A smaller history (a few minutes on 2 cores).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--plot",
@@ -327,11 +323,16 @@ def recovery_command(
         repeats=repeats or spec.repeats,
         tail=tail or spec.tail,
     )
-    if min(spec.histories) <= spec.auctions + spec.tail:
-        raise click.BadParameter("every history must hold more events than auctions + tail")
     settings = get_settings()
+    partitions = load_topics(settings.topics_file).partitions(COMMANDS)
+    if min(spec.histories) <= spec.auctions + spec.tail + partitions:
+        raise click.BadParameter(
+            f"every history must hold more events than auctions + tail + {partitions} "
+            "(one bid per partition before the snapshots)"
+        )
     console = Console(stderr=True)
     machine = stack.machine_info()
+    source = stack.source_revision()
     try:
         with tempfile.TemporaryDirectory(prefix="outbid-bench-recovery-") as scratch:
             root = Path(scratch)
@@ -364,8 +365,16 @@ def recovery_command(
     report = {
         **first,
         "histories": rows,
+        "source": source,
         "machine": machine,
-        "config": {**asdict(spec), "quick": quick},
+        "config": {
+            **asdict(spec),
+            "quick": quick,
+            "partitions": partitions,
+            "tables": list(TABLE_NAMES),
+            "redis": False,
+            "servers": "private" if servers.private else "given",
+        },
     }
     table = Table(title="time to correct answers on a fresh worker (medians, seconds)")
     for column in (
@@ -375,6 +384,7 @@ def recovery_command(
         "(b) changelog",
         "(c) snapshot",
         "b / c",
+        "b / c in engine",
         "snapshot MB",
     ):
         table.add_column(column, justify="right")
@@ -386,6 +396,7 @@ def recovery_command(
             f"{row['changelog_recovery_s']:.1f}",
             f"{row['snapshot_recovery_s']:.1f}",
             f"{row['speedup']:.1f}x",
+            f"{row['changelog_engine_recovery_s']:.1f}/{row['snapshot_engine_recovery_s']:.1f}",
             f"{row['snapshot_bytes'] / 1e6:.1f}",
         )
     Console().print(table)
@@ -395,36 +406,7 @@ def recovery_command(
         console.print(f"JSON: {json_file}")
         plot_file = plot_file or json_file.with_suffix(".png")
     if plot_file:
+        from bench.recovery_plot import plot  # noqa: PLC0415 - matplotlib is slow to import
+
         plot(rows, plot_file)
         console.print(f"plot: {plot_file}")
-
-
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib as mpl  # noqa: PLC0415 - slow to import
-
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.27
-    xs = range(len(rows))
-    for i, (key, label) in enumerate(
-        (
-            ("replay_s", "(a) event replay"),
-            ("changelog_recovery_s", "(b) changelog recovery"),
-            ("snapshot_recovery_s", "(c) snapshot + tail"),
-        )
-    ):
-        values = [r[key] for r in rows]
-        bars = ax.bar([x + (i - 1) * width for x in xs], values, width, label=label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    ax.set_xticks(
-        list(xs), [f"{r['history_events']:,} events\n{r['auctions']:,} auctions" for r in rows]
-    )
-    ax.set_ylabel("seconds to correct answers (median)")
-    ax.set_title("Fresh worker recovery: time grows with history unless snapshots are used")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

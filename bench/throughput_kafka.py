@@ -27,12 +27,13 @@ from confluent_kafka import (
 from app import headers
 from app.errors import KafkaUnavailableError
 from app.producers import command_producer
-from bench.throughput_stats import iso_stamp, restamp
+from bench.throughput_stats import CeilingRun, ViewMatcher, iso_stamp, restamp
 
 log = logging.getLogger(__name__)
 Record = tuple[bytes | None, bytes]
-ISSUED_AT_HEADER = headers.ISSUED_AT  # what agents/bids.py puts on every event record
+ISSUED_AT_HEADER = headers.ISSUED_AT  # what agents/step.py puts on every event record
 BATCH = 1_000
+POLL_S = 0.1  # as app/engine/loop.py: the longest consume() waits for a batch to fill
 
 
 def _consumer(bootstrap: str, group: str, **extra: object) -> Consumer:
@@ -47,17 +48,6 @@ def _consumer(bootstrap: str, group: str, **extra: object) -> Consumer:
             **extra,
         }
     )
-
-
-def partitions_of(bootstrap: str, topic: str) -> int:
-    probe = _consumer(bootstrap, f"bench-probe-{uuid.uuid4().hex}")
-    try:
-        meta = probe.list_topics(topic, timeout=15).topics[topic]
-        if meta.error is not None:
-            raise KafkaUnavailableError(f"topic {topic} is not readable: {meta.error}")
-        return len(meta.partitions)
-    finally:
-        probe.close()
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -92,29 +82,36 @@ def _flush(producer: Producer, bootstrap: str) -> None:
         raise KafkaUnavailableError(f"{left} command(s) still unsent after 60 s to {bootstrap}")
 
 
-def send_paced(
-    bootstrap: str, topic: str, records: Sequence[Record], rate: float
-) -> tuple[int, float]:
-    """Send `records` at `rate`/s, each stamped issued_at = the moment it is handed to the producer.
+class PacedSender:
+    """Sends commands at a rate, each stamped issued_at = the moment it is handed to the producer.
 
-    Returns (sent, seconds). linger.ms=1: a latency-minded client, not a batch loader.
+    linger.ms=1: a latency-minded client, not a batch loader. One producer for every level,
+    connected before the first: a new producer's first records would wait for its connections
+    and its producer id, and that wait would count as the engine's latency.
     """
-    producer = command_producer(bootstrap, **{"linger.ms": 1})
-    started = time.perf_counter()
-    sent = 0
-    while sent < len(records):
-        due = min(len(records), int((time.perf_counter() - started) * rate) + 1)
-        while sent < due:
-            key, value = records[sent]
-            _produce(producer, topic, key, restamp(value, iso_stamp(time.time())))
-            sent += 1
-        time.sleep(0.001)
-    seconds = time.perf_counter() - started
-    _flush(producer, bootstrap)
-    return sent, seconds
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.producer = command_producer(bootstrap, **{"linger.ms": 1})
+        self.producer.list_topics(topic, timeout=15)  # connects, learns the partition leaders
+
+    def send(self, records: Sequence[Record], rate: float) -> tuple[int, float]:
+        """Returns (sent, seconds from the first to the last record handed over)."""
+        started = time.perf_counter()
+        sent = 0
+        while sent < len(records):
+            due = min(len(records), int((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                key, value = records[sent]
+                _produce(self.producer, self.topic, key, restamp(value, iso_stamp(time.time())))
+                sent += 1
+            time.sleep(0.001)
+        seconds = time.perf_counter() - started
+        _flush(self.producer, self.bootstrap)
+        return sent, seconds
 
 
-# --- the ceiling: a minimal consume -> decode -> encode -> produce loop --------------------
+# --- the ceiling: consume -> decode -> encode -> produce, committed as the engine commits ----
 
 
 def to_event(command: dict[str, object], offset: int) -> bytes:
@@ -135,23 +132,46 @@ def to_event(command: dict[str, object], offset: int) -> bytes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """When the engine commits (app/engine/loop.py): as soon as a consume() returns less than a
+    full batch (caught up), and at the latest `transaction_max_s` after the transaction began."""
+
+    transaction_max_s: float
+    consume_batch: int
+
+    @property
+    def wait_s(self) -> float:
+        return min(POLL_S, self.transaction_max_s / 10)
+
+    def due(self, batch: int, age_s: float) -> bool:
+        return batch < self.consume_batch or age_s >= self.transaction_max_s
+
+
 def passthrough(
     bootstrap: str,
     source: str,
     sink: str,
     expected: int,
+    cadence: Cadence,
     *,
     transactional: bool,
-    commit_interval_s: float,
     timeout_s: float = 300.0,
-) -> tuple[int, float]:
-    """Read `expected` records of `source` and write one event each to `sink`, like the pipeline:
-    read_committed, and (transactional) the output plus the input offsets committed in one
-    transaction every `commit_interval_s`. Returns (records, seconds from first read to the
-    last commit)."""
+) -> CeilingRun:
+    """Read `expected` records of `source` and write one event each to `sink`, with the engine's
+    clients and cadence: read_committed, and (transactional) the output plus the input offsets
+    committed in one transaction whenever the engine would commit. Timed from the first record
+    read to the last commit."""
     group = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
-    consumer = _consumer(bootstrap, group, **{"fetch.max.bytes": 16 * 1024 * 1024})
-    extra: dict[str, object] = {"linger.ms": 5, "batch.size": 256 * 1024}  # as the workers'
+    # the engine's fetch settings (app/engine/kafka.py)
+    consumer = _consumer(
+        bootstrap, group, **{"fetch.max.bytes": 16 * 1024 * 1024, "fetch.wait.max.ms": 10}
+    )
+    extra: dict[str, object] = {  # the engine's producer settings
+        "linger.ms": 1,
+        "batch.size": 256 * 1024,
+        "queue.buffering.max.messages": 1_000_000,
+    }
     if transactional:
         extra["transactional.id"] = group
     producer = command_producer(bootstrap, **extra)
@@ -159,39 +179,44 @@ def passthrough(
         consumer.subscribe([source])
         if transactional:
             producer.init_transactions(30)
-            producer.begin_transaction()
-        done, first, last_commit = 0, 0.0, 0.0
+        done, transactions = 0, 0
+        first = last_commit = opened = 0.0  # opened: when the open transaction began (0: none)
         deadline = time.monotonic() + timeout_s
         while done < expected:
             if time.monotonic() > deadline:
                 raise KafkaUnavailableError(
                     f"ceiling loop read {done}/{expected} records of {source} in {timeout_s:.0f}s"
                 )
-            messages = consumer.consume(BATCH, 0.5)
-            for msg in messages:
+            batch = consumer.consume(cadence.consume_batch, cadence.wait_s)
+            for msg in batch:
                 error = msg.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(error)
                 if not first:
-                    first = last_commit = time.perf_counter()
-                try:
-                    command = orjson.loads(msg.value() or b"")
-                except orjson.JSONDecodeError:
-                    command = {}
-                if not isinstance(command, dict):
-                    command = {}
-                _produce_to(producer, sink, msg, to_event(command, msg.offset() or 0))
+                    first = time.perf_counter()
+                if not opened:
+                    if transactional:
+                        producer.begin_transaction()
+                    opened = time.monotonic()
+                _produce_to(producer, sink, msg, to_event(_decoded(msg), msg.offset() or 0))
                 done += 1
-            if first and (
-                time.perf_counter() - last_commit >= commit_interval_s or done >= expected
-            ):
+            if opened and (done >= expected or cadence.due(len(batch), time.monotonic() - opened)):
                 _commit(producer, consumer, transactional, final=done >= expected)
+                opened, transactions = 0.0, transactions + 1
                 last_commit = time.perf_counter()
-        return done, last_commit - first
+        return CeilingRun(transactional, done, last_commit - first, transactions)
     finally:
         consumer.close()
+
+
+def _decoded(msg: Message) -> dict[str, object]:
+    try:
+        command = orjson.loads(msg.value() or b"")
+    except orjson.JSONDecodeError:
+        return {}
+    return command if isinstance(command, dict) else {}
 
 
 def _produce_to(producer: Producer, topic: str, msg: Message, value: bytes) -> None:
@@ -201,7 +226,7 @@ def _produce_to(producer: Producer, topic: str, msg: Message, value: bytes) -> N
                 topic,
                 key=msg.key(),
                 value=value,
-                partition=msg.partition() or 0,  # co-partitioned: the same partition, as the agent
+                partition=msg.partition() or 0,  # co-partitioned: the same partition, as the step
                 headers=[(ISSUED_AT_HEADER, b"0")],
             )
         except BufferError:
@@ -217,8 +242,6 @@ def _commit(producer: Producer, consumer: Consumer, transactional: bool, *, fina
             consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
         )
         producer.commit_transaction(60)
-        if not final:
-            producer.begin_transaction()
     elif final:
         producer.flush(60)
         consumer.commit(asynchronous=False)
@@ -234,39 +257,28 @@ def _commit(producer: Producer, consumer: Consumer, transactional: bool, *, fina
 class Progress:
     at: float  # time.perf_counter()
     commands_done: int  # bid-commands offsets committed by the workers' group
-    events_written: int  # auction-events end offsets (transaction markers included)
-    events_pending: int  # events not yet committed by the projection (markers excluded)
 
 
 class OffsetWatcher:
-    """Polls what the workers' consumer group has *committed* (under exactly_once: a command's
-    offset commits with its events and state, an event's with its projected view)."""
+    """Polls what the workers' consumer group has *committed*: a command's offset commits in the
+    transaction that carries its events, table changelogs and aggregate snapshot."""
 
-    def __init__(self, bootstrap: str, group: str, commands: str, events: str, partitions: int):
+    def __init__(self, bootstrap: str, group: str, commands: str, partitions: int):
         self._consumer = _consumer(bootstrap, group)  # never subscribes: only reads offsets
         self._commands = [TopicPartition(commands, p) for p in range(partitions)]
-        self._events = [TopicPartition(events, p) for p in range(partitions)]
 
     def sample(self) -> Progress:
-        committed = self._consumer.committed(self._commands + self._events, timeout=15)
-        by_tp = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
-        done = sum(by_tp[(tp.topic, tp.partition)] for tp in self._commands)
-        written = pending = 0
-        for tp in self._events:
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=15, cached=False)
-            written += high
-            # A transactional partition ends with a commit marker the projection never "reads".
-            pending += max(0, high - by_tp[(tp.topic, tp.partition)] - 1)
-        return Progress(time.perf_counter(), done, written, pending)
+        committed = self._consumer.committed(self._commands, timeout=15)
+        return Progress(time.perf_counter(), sum(max(tp.offset, 0) for tp in committed))
 
     def wait(
         self,
         commands_total: int,
         timeout_s: float,
         on_sample: Callable[[Progress], None] | None = None,
-        interval_s: float = 0.25,
+        interval_s: float = 0.1,
     ) -> list[Progress]:
-        """Samples until every command is committed and every event projected."""
+        """Samples until every command is committed."""
         samples: list[Progress] = []
         deadline = time.monotonic() + timeout_s
         while True:
@@ -274,12 +286,12 @@ class OffsetWatcher:
             samples.append(p)
             if on_sample:
                 on_sample(p)
-            if p.commands_done >= commands_total and p.events_pending == 0:
+            if p.commands_done >= commands_total:
                 return samples
             if time.monotonic() > deadline:
                 raise KafkaUnavailableError(
-                    f"the workers processed {p.commands_done}/{commands_total} commands "
-                    f"({p.events_pending} events unprojected) in {timeout_s:.0f}s: see the worker logs"
+                    f"the workers committed {p.commands_done}/{commands_total} commands in "
+                    f"{timeout_s:.0f}s: see the worker logs"
                 )
             time.sleep(interval_s)
 
@@ -291,28 +303,26 @@ class OffsetWatcher:
 
 
 class LatencyCollector(threading.Thread):
-    """Sees each event when it becomes readable (its decide transaction committed) and each view
-    when its changelog record does (the projection's transaction committed), and subtracts the
-    command's issued_at (the `outbid.issued-at` header the handler copies onto the event)."""
+    """Sees each event and each view record of the `highest_bids` changelog when it becomes
+    readable (its transaction committed) and subtracts the command's issued_at (the
+    `outbid.issued-at` header the step puts on the event); ViewMatcher pairs events and views."""
 
     def __init__(self, bootstrap: str, events: str, views: str, partitions: int) -> None:
         super().__init__(name="latency-collector", daemon=True)
         self._consumer = _consumer(
             bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 10}
         )
-        self._events, self._views = events, views
+        self._events_topic, self._views_topic = events, views
         self._partitions = partitions
         self._halt = threading.Event()
         self._lock = threading.Lock()
-        self._issued: dict[tuple[str, int], float] = {}
-        self._viewed: dict[tuple[str, int], float] = {}
+        self._views = ViewMatcher()  # (issued_at, view seen_at) in its samples
         self.event_samples: list[tuple[float, float]] = []  # (issued_at, seen_at)
-        self.view_samples: list[tuple[float, float]] = []
         self.error: BaseException | None = None
 
     def start_at_end(self) -> None:
         tps = []
-        for topic in (self._events, self._views):
+        for topic in (self._events_topic, self._views_topic):
             for p in range(self._partitions):
                 _low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, p), timeout=15, cached=False
@@ -339,32 +349,23 @@ class LatencyCollector(threading.Thread):
     def _record(self, msg: Message, seen: float) -> None:
         try:
             body = orjson.loads(msg.value() or b"")
-            key = (str(body["auction_id"]), int(body["seq"]))
+            auction, seq = str(body["auction_id"]), int(body["seq"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
         with self._lock:
-            if msg.topic() == self._events:
+            if msg.topic() == self._events_topic:
                 issued = _issued_at(msg.headers() or [])
-                if issued is None:
-                    return
-                self.event_samples.append((issued, seen))
-                viewed = self._viewed.pop(key, None)
-                if viewed is None:
-                    self._issued[key] = issued
-                else:  # the view record arrived first (another partition's fetch was faster)
-                    self.view_samples.append((issued, viewed))
+                if issued is not None:
+                    self.event_samples.append((issued, seen))
+                    self._views.event(auction, seq, issued)
             else:
-                issued = self._issued.pop(key, None)
-                if issued is None:
-                    self._viewed[key] = seen
-                else:
-                    self.view_samples.append((issued, seen))
+                self._views.view(auction, seq, seen)
 
     def window(self, start: float, end: float) -> tuple[list[float], list[float]]:
         """Latencies (s) of commands issued in [start, end]: (event committed, view committed)."""
         with self._lock:
             events = [s - i for i, s in self.event_samples if start <= i <= end]
-            views = [s - i for i, s in self.view_samples if start <= i <= end]
+            views = [s - i for i, s in self._views.samples if start <= i <= end]
         return events, views
 
     def stop(self) -> None:

@@ -1,9 +1,10 @@
 """The measurements of `outbid bench throughput`, one function each, on fresh topics every time.
 
 - ceiling: bench.throughput_kafka.passthrough over commands from app/loadgen.py's generator;
-- pipeline: N workers, the auctions opened first (untimed), then N commands sent at full speed
-  and timed until every command's offset is committed (decided) and every resulting event's
-  offset is committed by the projection (fully processed);
+- pipeline: N workers, the auctions opened first (untimed), then N commands sent at full speed;
+  the rate is read off the workers' committed offsets over the steady window (once every command
+  is in Kafka, until 90% are committed), and the run ends when every command is committed and
+  every committed view is written to Redis;
 - latency: one worker at fixed offered loads, commands stamped when sent.
 """
 
@@ -25,6 +26,7 @@ from bench import throughput_kafka as kafka
 from bench import throughput_stack as stack
 from bench.throughput_stats import (
     LOAD_LEVELS,
+    STEADY_RATE,
     CeilingRun,
     LatencyLevel,
     PipelineRun,
@@ -32,7 +34,7 @@ from bench.throughput_stats import (
     histogram_summary,
     latency_summary,
     parse_histogram,
-    sustained_rate,
+    steady_rate,
 )
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,10 @@ Tick = Callable[[int, int], None]  # (done, total)
 class Context:
     """What every measurement shares: the servers, the settings, where workers keep their data."""
 
-    settings: Settings
+    settings: Settings  # the engine settings measured (transaction_max_s, consume_batch, redis)
     servers: stack.Servers
     root: Path
     run_id: str
-    commit_interval_s: float
-    redis: bool
     keep_topics: bool
     seed: int = 1
 
@@ -60,7 +60,8 @@ class Context:
         servers: stack.Servers,
         root: Path,
         *,
-        commit_interval_s: float,
+        transaction_max_s: float,
+        consume_batch: int,
         redis: bool,
         keep_topics: bool,
     ) -> Context:
@@ -68,25 +69,37 @@ class Context:
             update={
                 "kafka_bootstrap_servers": servers.kafka,
                 "redis_url": SecretStr(servers.redis),
-                "commit_interval_s": commit_interval_s,
+                "transaction_max_s": transaction_max_s,
+                "consume_batch": consume_batch,
                 "redis_enabled": redis,
             }
         )
         run_id = f"{time.strftime('%H%M%S')}{uuid.uuid4().hex[:4]}"
-        return cls(settings, servers, root, run_id, commit_interval_s, redis, keep_topics)
+        return cls(settings, servers, root, run_id, keep_topics)
+
+    @property
+    def redis(self) -> bool:
+        return self.settings.redis_enabled
+
+    @property
+    def cadence(self) -> kafka.Cadence:
+        return kafka.Cadence(self.settings.transaction_max_s, self.settings.consume_batch)
 
     def scoped(self, label: str) -> Settings:
         """Settings of one measurement: its own topics, consumer group and transactional ids."""
         return self.settings.model_copy(update={"topic_prefix": f"bench-{self.run_id}-{label}."})
 
-    def worker_env(self, settings: Settings) -> dict[str, str]:
+    def worker_env(self, settings: Settings, folder: Path) -> dict[str, str]:
+        """The environment of the measurement's workers; every other setting is the caller's."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "REDIS_URL": self.servers.redis,
             "OUTBID_TOPIC_PREFIX": settings.topic_prefix,
-            "OUTBID_COMMIT_INTERVAL_S": str(self.commit_interval_s),
             "OUTBID_REDIS_ENABLED": "true" if self.redis else "false",
-            "OUTBID_PROCESSING_GUARANTEE": settings.processing_guarantee,
+            "OUTBID_TRANSACTION_MAX_S": str(settings.transaction_max_s),
+            "OUTBID_CONSUME_BATCH": str(settings.consume_batch),
+            # table snapshots go to the scratch folder, not to the repository's .outbid/
+            "OUTBID_STATE_DIR": str(folder / "state"),
         }
 
     def clean_up(self, settings: Settings) -> None:
@@ -111,8 +124,14 @@ def commands_stream(
         seed=seed,
         run_id="B",
     )
-    loadgen.generate(spec, lambda key, value: records.append((key, value)))
+    # A copy of each value: orjson's bytes keep their 4 KiB output buffer (orjson 3.13), which
+    # for the ~165-byte commands held here made a million of them take 4 GB instead of 0.2.
+    loadgen.generate(spec, lambda key, value: records.append((key, bytes(memoryview(value)))))
     return records[:auctions], records[auctions:]
+
+
+def _timeout(commands: int) -> float:
+    return max(180.0, commands / 50)  # generous: a stalled worker is reported, never hangs
 
 
 # --- the ceiling ---------------------------------------------------------------------------
@@ -124,21 +143,22 @@ def ceiling(ctx: Context, label: str, commands: int, say: Say) -> list[CeilingRu
     try:
         opens, rest = commands_stream(1_000, commands - 1_000, ctx.seed)
         records = opens + rest
-        kafka.send_all(settings.kafka_bootstrap_servers, settings.topic(COMMANDS), records)
+        bootstrap = settings.kafka_bootstrap_servers
+        kafka.send_all(bootstrap, settings.topic(COMMANDS), records)
         runs = []
         for transactional in (True, False):
-            n, seconds = kafka.passthrough(
-                settings.kafka_bootstrap_servers,
+            run = kafka.passthrough(
+                bootstrap,
                 settings.topic(COMMANDS),
                 settings.topic(EVENTS),
                 len(records),
+                ctx.cadence,
                 transactional=transactional,
-                commit_interval_s=ctx.commit_interval_s,
             )
-            runs.append(CeilingRun(transactional, n, seconds))
+            runs.append(run)
             say(
                 f"ceiling ({'transactional' if transactional else 'plain'}): "
-                f"{runs[-1].cmds_per_s:,.0f} commands/s"
+                f"{run.cmds_per_s:,.0f} commands/s, {run.transactions:,} commits"
             )
         return runs
     finally:
@@ -146,10 +166,6 @@ def ceiling(ctx: Context, label: str, commands: int, say: Say) -> list[CeilingRu
 
 
 # --- the pipeline --------------------------------------------------------------------------
-
-
-def _timeout(commands: int) -> float:
-    return max(180.0, commands / 50)  # generous: a stalled worker is reported, never hangs
 
 
 def pipeline(
@@ -162,47 +178,49 @@ def pipeline(
     tick: Tick,
     *,
     scale: int = 1,
-    engine: str = "faust",
 ) -> PipelineRun:
     """`scale` > 1: `scale` times the auctions, the same timed mix (as many closes as at 1x)."""
     settings = ctx.scoped(label)
     partitions = stack.create_topics(settings)
     bootstrap, topic = settings.kafka_bootstrap_servers, settings.topic(COMMANDS)
     opens, bids = commands_stream(auctions, commands, ctx.seed, close_share=0.2 / scale)
-    procs = stack.Workers(ctx.root / label, ctx.worker_env(settings), engine, partitions)
-    watcher = kafka.OffsetWatcher(
-        bootstrap, settings.group_id, topic, settings.topic(EVENTS), partitions
-    )
+    folder = ctx.root / label
+    procs = stack.Workers(folder, ctx.worker_env(settings, folder))
+    watcher = kafka.OffsetWatcher(bootstrap, settings.group_id, topic, partitions)
     try:
         procs.start(workers)
         say(f"{workers} worker(s) ready; opening {len(opens):,} auctions (untimed)")
         kafka.send_all(bootstrap, topic, opens)
-        base = watcher.wait(len(opens), _timeout(len(opens)))[-1]
+        watcher.wait(len(opens), _timeout(len(opens)))
+        base = procs.wait_written(len(opens), redis=ctx.redis)
         load = stack.load_average()
-        started = time.perf_counter()
-        kafka.send_all(bootstrap, topic, bids)
         total = len(opens) + len(bids)
+        started = time.perf_counter()
+        sent_s = kafka.send_all(bootstrap, topic, bids)
         samples = watcher.wait(
             total, _timeout(len(bids)), lambda p: tick(p.commands_done - len(opens), len(bids))
         )
-        decided = next(s.at for s in samples if s.commands_done >= total)
+        end = procs.wait_written(total, redis=ctx.redis)
+        seconds = time.perf_counter() - started
         curve = [(s.at - started, float(s.commands_done - len(opens))) for s in samples]
+        steady, window_s = steady_rate(curve, len(bids), after=sent_s)
         run = PipelineRun(
-            engine=engine,
             workers=workers,
             auctions=auctions,
             commands=len(bids),
-            seconds=samples[-1].at - started,
-            decide_seconds=decided - started,
-            sustained_cmds_per_s=sustained_rate(curve, len(bids)),
-            events=samples[-1].events_written - base.events_written,
+            seconds=seconds,
+            steady_cmds_per_s=steady,
+            steady_window_s=round(window_s, 3),
+            events=int(end.events - base.events),
+            transactions=int(end.transactions - base.transactions),
             worker_peak_rss_mb=procs.peak_rss_mb(),
             load_avg=load,
         )
         say(
-            f"{engine}, {workers} process(es), {auctions:,} auctions: {run.cmds_per_s:,.0f} commands/s "
-            f"fully processed (decided at {run.decide_cmds_per_s:,.0f}/s); "
-            f"peak RSS {', '.join(f'{mb:.0f}' for mb in run.worker_peak_rss_mb)} MiB"
+            f"{workers} worker(s), {auctions:,} auctions: {run.cmds_per_s:,.0f} commands/s "
+            f"over {window_s:.1f}s of steady backlog ({run.overall_cmds_per_s:,.0f}/s from the "
+            f"first sent to all fully processed); peak RSS "
+            f"{', '.join(f'{mb:.0f}' for mb in run.worker_peak_rss_mb)} MiB"
         )
         return run
     finally:
@@ -215,50 +233,46 @@ def pipeline(
 
 
 def latency(
-    ctx: Context,
-    max_rate: float,
-    auctions: int,
-    seconds: float,
-    say: Say,
-    *,
-    engine: str = "faust",
+    ctx: Context, max_rate: float, auctions: int, seconds: float, say: Say
 ) -> tuple[list[LatencyLevel], list[float]]:
-    settings = ctx.scoped(f"latency-{engine}")
+    """One worker; LOAD_LEVELS of `max_rate`, then STEADY_RATE, each for `seconds`."""
+    settings = ctx.scoped("latency")
     partitions = stack.create_topics(settings)
     bootstrap, topic = settings.kafka_bootstrap_servers, settings.topic(COMMANDS)
-    sizes = [max(1, int(share * max_rate * seconds)) for share in LOAD_LEVELS]
+    rates: list[tuple[float | None, float]] = [(s, s * max_rate) for s in LOAD_LEVELS]
+    rates.append((None, STEADY_RATE))
+    sizes = [max(1, int(rate * seconds)) for _share, rate in rates]
     opens, bids = commands_stream(auctions, sum(sizes), ctx.seed)
-    procs = stack.Workers(
-        ctx.root / f"latency-{engine}", ctx.worker_env(settings), engine, partitions
-    )
-    watcher = kafka.OffsetWatcher(
-        bootstrap, settings.group_id, topic, settings.topic(EVENTS), partitions
-    )
+    folder = ctx.root / "latency"
+    procs = stack.Workers(folder, ctx.worker_env(settings, folder))
+    watcher = kafka.OffsetWatcher(bootstrap, settings.group_id, topic, partitions)
     collector = kafka.LatencyCollector(
         bootstrap, settings.topic(EVENTS), settings.topic(HIGHEST_BIDS_CHANGELOG), partitions
     )
     levels: list[LatencyLevel] = []
     try:
         procs.start(1)
+        # the collector and the sender connect while the auctions open: never on the clock
+        collector.start_at_end()
+        sender = kafka.PacedSender(bootstrap, topic)
         kafka.send_all(bootstrap, topic, opens)
         done = len(opens)
         watcher.wait(done, _timeout(done))
-        collector.start_at_end()
+        procs.wait_written(done, redis=ctx.redis)
         offset = 0
-        for share, size in zip(LOAD_LEVELS, sizes, strict=True):
-            rate = share * max_rate
+        for (share, rate), size in zip(rates, sizes, strict=True):
             chunk = bids[offset : offset + size]
             offset += size
-            say(
-                f"{engine} latency at {share:.0%} of max: {rate:,.0f} commands/s for {seconds:.0f}s"
-            )
+            what = f"{share:.0%} of max" if share is not None else "the steady rate"
+            say(f"latency at {what}: {rate:,.0f} commands/s for {seconds:.0f}s")
             before = procs.metrics()
             started, first = time.perf_counter(), time.time()
-            sent, send_seconds = kafka.send_paced(bootstrap, topic, chunk, rate)
+            sent, send_seconds = sender.send(chunk, rate)
             last = time.time()
             backlog = done + sent - watcher.sample().commands_done
             done += sent
             samples = watcher.wait(done, _timeout(sent))
+            procs.wait_written(done, redis=ctx.redis)
             time.sleep(0.5)  # the collector's last fetch
             if collector.error:
                 raise collector.error
@@ -271,8 +285,8 @@ def latency(
                     sent=sent,
                     send_seconds=round(send_seconds, 3),
                     seconds=round(samples[-1].at - started, 3),
-                    event_committed=latency_summary(events),
                     projection_committed=latency_summary(views),
+                    event_committed=latency_summary(events),
                     projection_applied=_histogram(
                         before, after, "outbid_command_to_projection_seconds"
                     ),
@@ -280,8 +294,8 @@ def latency(
                     backlog_after=max(0, backlog),
                 )
             )
-            shown = levels[-1].measured(engine)
-            say(f"  p50/p99/p999 {shown['p50_ms']}/{shown['p99_ms']}/{shown['p999_ms']} ms")
+            view = levels[-1].projection_committed
+            say(f"  p50/p99/p999 {view['p50_ms']}/{view['p99_ms']}/{view['p999_ms']} ms")
         return levels, procs.peak_rss_mb()
     finally:
         if collector.is_alive():

@@ -12,11 +12,11 @@ import logging
 import os
 import platform
 import re
-import sys
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from app.devstack.redis import RedisServer
 from app.errors import DevStackError
 from app.settings import REPO_ROOT, Settings
 from app.topics import admin, load_topics
+from bench.throughput_stats import counter_total
 
 log = logging.getLogger(__name__)
-OUTBID = [sys.executable, "-m", "app.cli"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +94,41 @@ def delete_redis_keys(url: str, prefix: str) -> None:
         client.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What the workers report having done, summed over their /metrics."""
+
+    commands: float = 0.0  # command records consumed in committed transactions
+    events: float = 0.0  # decision events written
+    views: float = 0.0  # views committed (each is then written to Redis)
+    redis: float = 0.0  # views written to Redis (applied, or stale and skipped)
+    transactions: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Counters:
+        return cls(
+            counter_total(text, "outbid_commands_total"),
+            counter_total(text, "outbid_events_total"),
+            counter_total(
+                text,
+                "outbid_projection_events_total",
+                {"projection": "highest_bids", "result": "applied"},
+            ),
+            counter_total(text, "outbid_redis_writes_total"),
+            counter_total(text, "outbid_transaction_records_count"),
+        )
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
 @dataclass
 class Workers:
-    """The processes of one measurement: `faust -A app worker` as `outbid dev up` starts them, or
-    (engine "hotpath") `outbid hotpath` processes, ready once they hold every partition."""
+    """The processes of one measurement: `faust -A app worker`, started as `outbid dev up
+    --workers N` starts them (app/devstack/workers.py), ready once each /readyz answers 200."""
 
     root: Path
     env: dict[str, str]
-    engine: str = "faust"
-    partitions: int = 8
     specs: list[worker_procs.WorkerSpec] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
 
@@ -112,43 +138,8 @@ class Workers:
                 index, processes.free_port(), self.root / f"worker-{index}"
             )
             self.specs.append(spec)
-            if self.engine == "hotpath":
-                spec.data_dir.mkdir(parents=True, exist_ok=True)
-                command = [
-                    *OUTBID,
-                    "hotpath",
-                    "--instance",
-                    f"bench-{index}",
-                    "--metrics-port",
-                    str(spec.port),
-                ]
-                env = {**self.env, "OUTBID_STATE_DIR": str(spec.data_dir)}
-                self.pids.append(processes.spawn(command, spec.log_file, env=env).pid)
-            else:
-                self.pids.append(worker_procs.start(spec, self.env))
-        if self.engine == "hotpath":
-            self._wait_assigned()
-        else:
-            worker_procs.wait_ready(self.specs, self.pids)
-
-    def _wait_assigned(self, timeout_s: float = 120.0) -> None:
-        """Until the hot path processes hold every partition between them."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for spec, pid in zip(self.specs, self.pids, strict=True):
-                if not processes.alive(pid):
-                    raise DevStackError(
-                        f"hotpath {spec.index} exited; last lines of {spec.log_file}:\n"
-                        f"{processes.tail(spec.log_file, 30)}"
-                    )
-            held = [
-                _gauge(self.metrics(i), "outbid_assigned_partitions")
-                for i in range(len(self.specs))
-            ]
-            if sum(held) >= self.partitions and all(held):
-                return
-            time.sleep(0.25)
-        raise DevStackError(f"hotpath processes hold no partitions after {timeout_s:.0f}s")
+            self.pids.append(worker_procs.start(spec, self.env))
+        worker_procs.wait_ready(self.specs, self.pids)
 
     def peak_rss_mb(self) -> list[float]:
         return [peak_rss_mb(pid) for pid in self.pids]
@@ -160,17 +151,40 @@ class Workers:
         except OSError:
             return ""
 
+    def counters(self) -> Counters:
+        total = Counters()
+        for index in range(len(self.specs)):
+            total += Counters.parse(self.metrics(index))
+        return total
+
+    def wait_written(self, commands: int, *, redis: bool, timeout_s: float = 60.0) -> Counters:
+        """Until the workers have finished with `commands` command records: their transactions'
+        after-commit work is done (the commands are counted) and, with Redis on, every committed
+        view has been written to Redis (the engine counts the views, then writes them)."""
+        deadline = time.monotonic() + timeout_s
+        previous: tuple[float, ...] = ()
+        while True:
+            now = self.counters()
+            seen = (now.commands, now.views, now.redis)
+            if now.commands >= commands and (not redis or now.redis >= now.views):
+                # twice the same: a transaction counts its commands a moment before its views
+                if seen == previous:
+                    return now
+                previous = seen
+            else:
+                previous = ()
+            if time.monotonic() > deadline:
+                raise DevStackError(
+                    f"the workers counted {now.commands:.0f}/{commands} commands and wrote "
+                    f"{now.redis:.0f}/{now.views:.0f} views to Redis after {timeout_s:.0f}s; "
+                    f"see {self.specs[0].log_file}"
+                )
+            time.sleep(0.02)
+
     def stop(self) -> None:
         for pid in self.pids:
             processes.stop(pid)
         self.pids.clear()
-
-
-def _gauge(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    return 0.0
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -223,3 +237,22 @@ def _version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return "unknown"
+
+
+def source_revision() -> dict[str, Any]:
+    """The git commit measured (`git rev-parse HEAD`) and whether the working tree differs from
+    it (changed or untracked files: what ran is then not exactly that commit)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,13 @@ TARGET_RATIO = 0.40
 TARGET_P99_MS = 100.0
 TARGET_SCALING_LOSS = 0.20  # 100x auctions within 20% of 1x
 LOAD_LEVELS = (0.25, 0.50, 0.75, 1.00)  # offered load as a share of the measured maximum
+STEADY_RATE = 3_000.0  # commands/s: a fixed load level, comparable across machines and runs
 ISSUED_AT_FIELD = b'"issued_at":"'
+GUARANTEE = "exactly_once"  # the engine has no other mode
+MEASURED_AS = (
+    "command issued -> its highest_bids changelog record (the view with its seq) committed, "
+    "read by a read_committed consumer; the events commit in the same transaction"
+)
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -69,12 +76,53 @@ def slope(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((t - mean_t) * (v - mean_v) for t, v in points) / var
 
 
-def sustained_rate(
-    samples: Sequence[tuple[float, float]], total: float, lo: float = 0.1, hi: float = 0.9
-) -> float | None:
-    """Slope of a progress curve between lo*total and hi*total: warm-up and tail left out."""
-    window = [(t, v) for t, v in samples if lo * total <= v <= hi * total]
-    return slope(window)
+def steady_rate(
+    samples: Sequence[tuple[float, float]],
+    total: float,
+    after: float,
+    hi: float = 0.9,
+    min_points: int = 3,
+) -> tuple[float | None, float]:
+    """(rate, seconds) of a progress curve of (t, done) over its steady window: from `after`
+    (the whole backlog is in Kafka and the sender is idle, so it no longer competes for the CPU)
+    until hi * total (the tail, where partitions finish unevenly, is left out). (None, 0.0) when
+    fewer than `min_points` samples fall in it: the run was too short to have a steady window."""
+    window = [(t, v) for t, v in samples if t >= after and v <= hi * total]
+    if len(window) < min_points:
+        return None, 0.0
+    return slope(window), window[-1][0] - window[0][0]
+
+
+class ViewMatcher:
+    """Pairs each command's event with the moment its view became readable.
+
+    The engine writes one `highest_bids` changelog record per changed auction per transaction
+    (its last value), so a command's view is the first view record of its auction whose seq
+    reaches its event's seq. Events and views of one auction are each read in order (one
+    partition each), but either topic may be read ahead of the other: an event waits for a later
+    view, and a view read first waits for the events it covers.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, deque[tuple[int, float]]] = {}  # events: (seq, issued)
+        self._viewed: dict[str, deque[tuple[int, float]]] = {}  # views read first: (seq, seen)
+        self.samples: list[tuple[float, float]] = []  # (issued, view seen)
+
+    def event(self, auction: str, seq: int, issued: float) -> None:
+        viewed = self._viewed.get(auction)
+        while viewed and viewed[0][0] < seq:
+            viewed.popleft()  # older views: this and later events never match them
+        if viewed:
+            self.samples.append((issued, viewed[0][1]))
+        else:
+            self._waiting.setdefault(auction, deque()).append((seq, issued))
+
+    def view(self, auction: str, seq: int, seen: float) -> None:
+        waiting = self._waiting.get(auction)
+        while waiting and waiting[0][0] <= seq:
+            self.samples.append((waiting.popleft()[1], seen))
+        if not waiting:  # events up to `seq` may still be on their way
+            self._viewed.setdefault(auction, deque()).append((seq, seen))
 
 
 # --- load generation helpers ---------------------------------------------------------------
@@ -105,6 +153,30 @@ def restamp(value: bytes, stamp: bytes) -> bytes:
 # --- Prometheus text format ----------------------------------------------------------------
 
 
+def _labels(raw: str) -> dict[str, str]:
+    found = {}
+    for label in raw.split(","):
+        key, _, value = label.partition("=")
+        if key:
+            found[key.strip()] = value.strip().strip('"')
+    return found
+
+
+def counter_total(text: str, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """The sum of every sample of `name` in /metrics text whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            if not labels:
+                total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{name}{{"):
+            raw, _, value = line[len(name) + 1 :].partition("} ")
+            found = _labels(raw)
+            if all(found.get(k) == v for k, v in (labels or {}).items()):
+                total += float(value)
+    return total
+
+
 def parse_histogram(text: str, name: str) -> dict[float, float]:
     """Cumulative bucket counts {le: count} of histogram `name` from /metrics text."""
     buckets: dict[float, float] = {}
@@ -112,12 +184,10 @@ def parse_histogram(text: str, name: str) -> dict[float, float]:
     for line in text.splitlines():
         if not line.startswith(prefix):
             continue
-        labels, _, value = line[len(prefix) :].partition("} ")
-        for label in labels.split(","):
-            key, _, raw = label.partition("=")
-            if key == "le":
-                le = raw.strip('"')
-                buckets[math.inf if le == "+Inf" else float(le)] = float(value)
+        raw, _, value = line[len(prefix) :].partition("} ")
+        le = _labels(raw).get("le")
+        if le is not None:
+            buckets[math.inf if le == "+Inf" else float(le)] = float(value)
     return buckets
 
 
@@ -159,7 +229,8 @@ def histogram_summary(buckets: Mapping[float, float]) -> dict[str, float | int |
 class CeilingRun:
     transactional: bool
     commands: int
-    seconds: float
+    seconds: float  # first record read -> last commit
+    transactions: int = 0
 
     @property
     def cmds_per_s(self) -> float:
@@ -171,45 +242,40 @@ class PipelineRun:
     workers: int
     auctions: int
     commands: int  # timed commands (the auctions were opened before the clock started)
-    seconds: float  # first command sent -> every command's events projected and committed
-    decide_seconds: float  # first command sent -> every command's offset committed
-    sustained_cmds_per_s: float | None  # slope of the decided curve between 10% and 90%
-    events: int  # event records written (the projection's input)
+    seconds: float  # first command sent -> every command committed and written to Redis
+    steady_cmds_per_s: float | None  # committed offsets over the steady window (steady_rate)
+    steady_window_s: float  # how long that window was (0: none)
+    events: int  # decision events written (the workers' outbid_events_total)
+    transactions: int  # engine transactions committed for them
     worker_peak_rss_mb: list[float]
     load_avg: tuple[float, float, float]
-    engine: str = "faust"  # or "hotpath" (app/hotpath)
 
     @property
-    def cmds_per_s(self) -> float:
+    def overall_cmds_per_s(self) -> float:
         return self.commands / self.seconds if self.seconds > 0 else 0.0
 
     @property
-    def decide_cmds_per_s(self) -> float:
-        return self.commands / self.decide_seconds if self.decide_seconds > 0 else 0.0
+    def cmds_per_s(self) -> float:
+        """The steady rate; a run too short to have a steady window falls back to the overall."""
+        return self.steady_cmds_per_s or self.overall_cmds_per_s
 
 
 @dataclass(frozen=True, slots=True)
 class LatencyLevel:
-    share: float  # of the measured maximum
+    share: float | None  # of the measured maximum; None for the fixed STEADY_RATE level
     offered_per_s: float
     sent: int
     send_seconds: float  # first to last command handed to the producer
-    seconds: float  # first command sent -> every one of them projected and committed
-    event_committed: dict[str, float | int | None]  # issued -> event readable (read_committed)
-    projection_committed: dict[str, float | int | None]  # issued -> view in its changelog
-    projection_applied: dict[str, float | int | None]  # worker histogram (HTTP-visible view)
-    redis_visible: dict[str, float | int | None]  # worker histogram (Redis read model)
+    seconds: float  # first command sent -> every one of them committed
+    projection_committed: dict[str, float | int | None]  # issued -> its view's changelog record
+    event_committed: dict[str, float | int | None]  # issued -> its event (the same transaction)
+    projection_applied: dict[str, float | int | None]  # worker histogram: in its table
+    redis_visible: dict[str, float | int | None]  # worker histogram: in the Redis read model
     backlog_after: int  # commands not yet committed when sending stopped
-
-    def measured(self, engine: str) -> dict[str, float | int | None]:
-        """Command issued -> its view committed. The hot path commits each view in the same
-        transaction as its events and writes one view record per auction per transaction, so
-        for it the events' commit times are the views' (and cover every command)."""
-        return self.event_committed if engine == "hotpath" else self.projection_committed
 
     @property
     def drain_seconds(self) -> float:
-        """Last command sent -> all processed: about one commit interval when the worker keeps up."""
+        """Last command sent -> all committed: about one transaction when the worker keeps up."""
         return max(0.0, self.seconds - self.send_seconds)
 
 
@@ -219,18 +285,10 @@ class Results:
     pipeline: list[PipelineRun] = field(default_factory=list)  # every workers/auctions run
     latency: list[LatencyLevel] = field(default_factory=list)
     latency_worker_rss_mb: list[float] = field(default_factory=list)
-    hotpath_latency: list[LatencyLevel] = field(default_factory=list)
-    hotpath_latency_rss_mb: list[float] = field(default_factory=list)
 
 
-def _runs(
-    results: Results, workers: int, auctions: int, engine: str = "faust"
-) -> list[PipelineRun]:
-    return [
-        r
-        for r in results.pipeline
-        if r.workers == workers and r.auctions == auctions and r.engine == engine
-    ]
+def _runs(results: Results, workers: int, auctions: int) -> list[PipelineRun]:
+    return [r for r in results.pipeline if r.workers == workers and r.auctions == auctions]
 
 
 def _at_least(value: Any, bound: float) -> bool:
@@ -241,60 +299,71 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-MEASURED_AS = {
-    "faust": "command issued -> its view committed to the highest_bids changelog, read by a "
-    "read_committed consumer",
-    "hotpath": "command issued -> its events committed, read by a read_committed consumer (the "
-    "view commits in the same transaction)",
-}
-
-
-def engine_section(
-    results: Results,
-    engine: str,
-    latency: Sequence[LatencyLevel],
-    latency_rss: Sequence[float],
-    *,
-    base_auctions: int,
-    ceiling: float | None,
-) -> dict[str, Any]:
-    """One engine's numbers against the targets; `ceiling` comes from the same run."""
-    one = _runs(results, 1, base_auctions, engine)
-    two = _runs(results, 2, base_auctions, engine)
-    pipeline = median_or_none(r.cmds_per_s for r in one)
-    rss = [mb for r in one for mb in r.worker_peak_rss_mb]
-    at_half = next((lv for lv in latency if lv.share == 0.5), None)
-    half = at_half.measured(engine) if at_half else {}
-    p99 = half.get("p99_ms")
-    scaling: list[dict[str, Any]] = []
-    for auctions in sorted(
-        {r.auctions for r in results.pipeline if r.workers == 1 and r.engine == engine}
-    ):
-        runs = _runs(results, 1, auctions, engine)
+def _scaling(results: Results, base_auctions: int, one: float | None) -> list[dict[str, Any]]:
+    rows = []
+    for auctions in sorted({r.auctions for r in results.pipeline if r.workers == 1}):
+        runs = _runs(results, 1, auctions)
         rate = median_or_none(r.cmds_per_s for r in runs)
-        scaling.append(
+        rows.append(
             {
                 "auctions": auctions,
                 "scale": round(auctions / base_auctions, 3),
                 "cmds_per_s": _round(rate),
-                "vs_1x": _round(rate / pipeline, 3) if rate and pipeline else None,
+                "vs_1x": _round(rate / one, 3) if rate and one else None,
                 "worker_peak_rss_mb": _round(max(mb for r in runs for mb in r.worker_peak_rss_mb)),
             }
         )
-    ratio = pipeline / ceiling if pipeline and ceiling else None
+    return rows
+
+
+def _level(level: LatencyLevel | None) -> dict[str, Any]:
+    view = level.projection_committed if level else {}
+    return {key: view.get(key) for key in ("p50_ms", "p99_ms", "p999_ms")}
+
+
+def build_report(
+    results: Results,
+    *,
+    base_auctions: int,
+    machine: Mapping[str, Any],
+    config: Mapping[str, Any],
+    source: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON document: medians of the repeats at the top, every raw number below."""
+    tx = median_or_none(c.cmds_per_s for c in results.ceiling if c.transactional)
+    plain = median_or_none(c.cmds_per_s for c in results.ceiling if not c.transactional)
+    one = _runs(results, 1, base_auctions)
+    two = _runs(results, 2, base_auctions)
+    pipeline = median_or_none(r.cmds_per_s for r in one)
+    pipeline_2 = median_or_none(r.cmds_per_s for r in two)
+    rss = [mb for r in one for mb in r.worker_peak_rss_mb]
+    half = _level(next((lv for lv in results.latency if lv.share == 0.5), None))
+    steady = next((lv for lv in results.latency if lv.share is None), None)
+    scaling = _scaling(results, base_auctions, pipeline)
+    ratio = pipeline / tx if pipeline and tx else None
     scaled = [s for s in scaling if s["scale"] >= 100]
     return {
+        "benchmark": "outbid bench throughput",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "guarantee": GUARANTEE,
+        "source": dict(source or {}),
+        "ceiling_cmds_per_s": _round(tx),
+        "ceiling_non_transactional_cmds_per_s": _round(plain),
         "pipeline_cmds_per_s": _round(pipeline),
-        "pipeline_decide_cmds_per_s": _round(median_or_none(r.decide_cmds_per_s for r in one)),
-        "pipeline_sustained_decide_cmds_per_s": _round(
-            median_or_none(r.sustained_cmds_per_s for r in one)
-        ),
-        "pipeline_2_workers_cmds_per_s": _round(median_or_none(r.cmds_per_s for r in two)),
+        "pipeline_overall_cmds_per_s": _round(median_or_none(r.overall_cmds_per_s for r in one)),
+        "pipeline_2_workers_cmds_per_s": _round(pipeline_2),
+        "ratio_2_to_1_workers": _round(pipeline_2 / pipeline, 3)
+        if pipeline and pipeline_2
+        else None,
         "ratio": _round(ratio, 6),
-        "p50_ms": half.get("p50_ms"),
-        "p99_ms": half.get("p99_ms"),
-        "p999_ms": half.get("p999_ms"),
-        "latency_measured_as": MEASURED_AS[engine],
+        **half,
+        "steady_rate_latency": {
+            "offered_per_s": steady.offered_per_s if steady else None,
+            **_level(steady),
+            "count": steady.projection_committed.get("count") if steady else None,
+            "backlog_after": steady.backlog_after if steady else None,
+        },
+        "latency_measured_as": MEASURED_AS,
         "worker_peak_rss_mb": _round(max(rss)) if rss else None,
         "auction_scaling": scaling,
         "targets": {
@@ -303,57 +372,16 @@ def engine_section(
             "ratio": TARGET_RATIO,
             "ratio_met": bool(ratio and ratio >= TARGET_RATIO),
             "p99_ms": TARGET_P99_MS,
-            "p99_met": isinstance(p99, int | float) and p99 < TARGET_P99_MS,
+            "p99_met": isinstance(half["p99_ms"], int | float) and half["p99_ms"] < TARGET_P99_MS,
             "scaling_100x_within": TARGET_SCALING_LOSS,
             "scaling_met": _at_least(scaled[-1]["vs_1x"], 1 - TARGET_SCALING_LOSS)
             if scaled
             else None,
         },
-        "latency": [{**asdict(lv), "drain_seconds": round(lv.drain_seconds, 2)} for lv in latency],
-        "latency_worker_peak_rss_mb": list(latency_rss),
-    }
-
-
-def build_report(
-    results: Results,
-    *,
-    base_auctions: int,
-    guarantee: str,
-    machine: Mapping[str, Any],
-    config: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The JSON document: the Faust pipeline's medians at the top level (and the hot path's under
-    "hotpath" when it ran), every raw number below."""
-    tx = median_or_none(c.cmds_per_s for c in results.ceiling if c.transactional)
-    plain = median_or_none(c.cmds_per_s for c in results.ceiling if not c.transactional)
-    faust = engine_section(
-        results,
-        "faust",
-        results.latency,
-        results.latency_worker_rss_mb,
-        base_auctions=base_auctions,
-        ceiling=tx,
-    )
-    hotpath = (
-        engine_section(
-            results,
-            "hotpath",
-            results.hotpath_latency,
-            results.hotpath_latency_rss_mb,
-            base_auctions=base_auctions,
-            ceiling=tx,
-        )
-        if any(r.engine == "hotpath" for r in results.pipeline)
-        else None
-    )
-    return {
-        "benchmark": "outbid bench throughput",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "guarantee": guarantee,
-        "ceiling_cmds_per_s": _round(tx),
-        "ceiling_non_transactional_cmds_per_s": _round(plain),
-        **faust,
-        "hotpath": hotpath,
+        "latency": [
+            {**asdict(lv), "drain_seconds": round(lv.drain_seconds, 2)} for lv in results.latency
+        ],
+        "latency_worker_peak_rss_mb": list(results.latency_worker_rss_mb),
         "machine": dict(machine),
         "config": dict(config),
         "raw": {
@@ -364,7 +392,7 @@ def build_report(
                 {
                     **asdict(r),
                     "cmds_per_s": round(r.cmds_per_s, 1),
-                    "decide_cmds_per_s": round(r.decide_cmds_per_s, 1),
+                    "overall_cmds_per_s": round(r.overall_cmds_per_s, 1),
                 }
                 for r in results.pipeline
             ],

@@ -12,14 +12,17 @@ from click.testing import CliRunner
 from app.domain import decode_command
 from app.loadgen import LoadSpec, generate
 from bench.throughput import throughput_command
-from bench.throughput_kafka import to_event
+from bench.throughput_kafka import Cadence, to_event
+from bench.throughput_stack import Counters
 from bench.throughput_stats import (
     CeilingRun,
     LatencyLevel,
     PipelineRun,
     Results,
+    ViewMatcher,
     bucket_delta,
     build_report,
+    counter_total,
     histogram_quantile,
     iso_stamp,
     latency_summary,
@@ -27,7 +30,7 @@ from bench.throughput_stats import (
     percentile,
     restamp,
     slope,
-    sustained_rate,
+    steady_rate,
 )
 
 
@@ -56,14 +59,30 @@ def test_latency_summary_reports_milliseconds_in_order_and_none_without_samples(
     assert latency_summary([])["p99_ms"] is None
 
 
-def test_slope_fits_a_line_and_sustained_rate_ignores_warm_up_and_tail() -> None:
+def test_slope_fits_a_line() -> None:
     assert slope([(0.0, 0.0), (1.0, 2.0), (2.0, 4.0)]) == pytest.approx(2.0)
     assert slope([(1.0, 5.0)]) is None
-    # 10 s idle start-up, then 100/s for 10 s, then a 5 s flat tail at the total
-    curve = [(t, 0.0) for t in range(10)]
-    curve += [(10 + t, 100.0 * t) for t in range(11)]
-    curve += [(21 + t, 1000.0) for t in range(5)]
-    assert sustained_rate([(float(t), v) for t, v in curve], 1000) == pytest.approx(100.0)
+
+
+def test_steady_rate_starts_once_everything_is_sent_and_leaves_out_the_tail() -> None:
+    # sending for 2 s (the sender competes: 50/s), then 100/s, then a flat tail at the total
+    curve = [(t / 2, 25.0 * t) for t in range(5)]
+    curve += [(2 + t / 2, 100.0 + 50.0 * t) for t in range(1, 19)]
+    curve += [(12.0 + t, 1000.0) for t in range(5)]
+    rate, seconds = steady_rate(curve, 1000, after=2.0)
+    assert rate == pytest.approx(100.0)
+    assert seconds == pytest.approx(8.0)  # from 2 s (100 done) to 10 s (900 done)
+
+
+def test_steady_rate_is_none_when_the_run_has_no_steady_window() -> None:
+    assert steady_rate([(0.1, 50.0), (0.2, 100.0)], 100, after=0.0) == (None, 0.0)
+    assert steady_rate([(0.1, 10.0), (0.2, 20.0), (0.3, 30.0)], 100, after=0.25) == (None, 0.0)
+
+
+def test_a_run_without_a_steady_window_reports_its_overall_rate() -> None:
+    run = _pipeline(1, 10, 2.0, steady=None)
+    assert run.cmds_per_s == run.overall_cmds_per_s == 500.0
+    assert _pipeline(1, 10, 2.0, steady=800.0).cmds_per_s == 800.0
 
 
 def test_restamp_replaces_issued_at_and_the_command_still_decodes() -> None:
@@ -100,7 +119,53 @@ outbid_command_to_redis_seconds_bucket{le="1.0"} 100.0
 outbid_command_to_redis_seconds_bucket{le="+Inf"} 100.0
 outbid_command_to_redis_seconds_count 100.0
 outbid_command_to_projection_seconds_bucket{le="0.1"} 3.0
+# TYPE outbid_commands_total counter
+outbid_commands_total{outcome="decided"} 950.0
+outbid_commands_total{outcome="dead_letter"} 10.0
+outbid_commands_total{outcome="duplicate"} 40.0
+outbid_commands_created{outcome="decided"} 1.7e+09
+outbid_events_total{type="BidAccepted"} 700.0
+outbid_events_total{type="BidRejected"} 250.0
+outbid_projection_events_total{projection="highest_bids",result="applied"} 400.0
+outbid_redis_writes_total{result="applied"} 390.0
+outbid_redis_writes_total{result="stale"} 10.0
+outbid_transaction_records_count 12.0
 """
+
+
+def test_counters_are_summed_over_labels_and_filtered_by_them() -> None:
+    assert counter_total(METRICS, "outbid_commands_total") == 1000.0
+    assert counter_total(METRICS, "outbid_commands_total", {"outcome": "duplicate"}) == 40.0
+    assert counter_total(METRICS, "outbid_transaction_records_count") == 12.0
+    assert counter_total(METRICS, "outbid_nothing_total") == 0.0
+    assert Counters.parse(METRICS) == Counters(
+        commands=1000.0, events=950.0, views=400.0, redis=400.0, transactions=12.0
+    )
+    assert Counters.parse(METRICS) + Counters.parse("") == Counters.parse(METRICS)
+
+
+def test_each_event_is_paired_with_the_first_view_that_reaches_its_seq() -> None:
+    views = ViewMatcher()
+    # one transaction decided seq 1 and 2 of A: one view record (seq 2) commits both
+    views.event("A", 1, issued=10.0)
+    views.event("A", 2, issued=10.1)
+    views.view("A", 2, seen=10.5)
+    # the view of seq 3 is read before its event (the changelog's fetch was first)
+    views.view("A", 3, seen=11.0)
+    views.event("A", 3, issued=10.8)
+    # the next transaction: event 4 waits for a later view, never an older one
+    views.event("A", 4, issued=11.5)
+    views.view("B", 1, seen=12.0)  # another auction's view changes nothing for A
+    views.view("A", 4, seen=12.0)
+    assert views.samples == [(10.0, 10.5), (10.1, 10.5), (10.8, 11.0), (11.5, 12.0)]
+
+
+def test_the_ceiling_commits_when_caught_up_or_when_the_transaction_is_old() -> None:
+    cadence = Cadence(transaction_max_s=0.05, consume_batch=2_000)
+    assert cadence.due(batch=10, age_s=0.0)  # a partial batch: caught up
+    assert not cadence.due(batch=2_000, age_s=0.01)  # a full batch: more is waiting
+    assert cadence.due(batch=2_000, age_s=0.05)
+    assert cadence.wait_s == pytest.approx(0.005)  # as app/engine/loop.py waits
 
 
 def test_histogram_buckets_are_parsed_per_metric_and_differenced() -> None:
@@ -118,30 +183,38 @@ def test_histogram_quantile_interpolates_inside_the_bucket_like_prometheus() -> 
     assert histogram_quantile({0.1: 1.0, math.inf: 10.0}, 0.99) == 0.1  # beyond the last bound
 
 
-def _pipeline(workers: int, auctions: int, seconds: float) -> PipelineRun:
+def _pipeline(
+    workers: int, auctions: int, seconds: float, steady: float | None = -1.0
+) -> PipelineRun:
     return PipelineRun(
         workers=workers,
         auctions=auctions,
         commands=1000,
         seconds=seconds,
-        decide_seconds=seconds / 2,
-        sustained_cmds_per_s=2000 / seconds,
+        steady_cmds_per_s=1000 / seconds if steady == -1.0 else steady,
+        steady_window_s=seconds * 0.8,
         events=990,
+        transactions=20,
         worker_peak_rss_mb=[100.0 + workers],
         load_avg=(0.5, 0.4, 0.3),
     )
 
 
-def _level(share: float, p99_ms: float) -> LatencyLevel:
-    summary = {"count": 10, "p50_ms": p99_ms / 2, "p99_ms": p99_ms, "p999_ms": p99_ms + 1}
+def _level(share: float | None, p99_ms: float, offered: float = 0.0) -> LatencyLevel:
+    summary: dict[str, float | int | None] = {
+        "count": 10,
+        "p50_ms": p99_ms / 2,
+        "p99_ms": p99_ms,
+        "p999_ms": p99_ms + 1,
+    }
     return LatencyLevel(
         share=share,
-        offered_per_s=share * 400,
-        sent=int(share * 400),
+        offered_per_s=offered or (share or 0) * 400,
+        sent=10,
         send_seconds=1.0,
         seconds=2.0,
-        event_committed=summary,
         projection_committed=summary,
+        event_committed=summary,
         projection_applied=summary,
         redis_visible=summary,
         backlog_after=3,
@@ -151,9 +224,9 @@ def _level(share: float, p99_ms: float) -> LatencyLevel:
 def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
     results = Results(
         ceiling=[
-            CeilingRun(True, 10_000, 1.0),
-            CeilingRun(True, 10_000, 2.0),
-            CeilingRun(True, 10_000, 4.0),
+            CeilingRun(True, 10_000, 1.0, 20),
+            CeilingRun(True, 10_000, 2.0, 40),
+            CeilingRun(True, 10_000, 4.0, 80),
             CeilingRun(False, 10_000, 0.5),
         ],
         pipeline=[
@@ -163,20 +236,35 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
             _pipeline(2, 1000, 2.0),
             _pipeline(1, 100_000, 6.0),
         ],
-        latency=[_level(0.25, 50.0), _level(0.5, 80.0), _level(1.0, 900.0)],
+        latency=[
+            _level(0.25, 50.0),
+            _level(0.5, 80.0),
+            _level(1.0, 900.0),
+            _level(None, 120.0, offered=3000.0),
+        ],
         latency_worker_rss_mb=[99.0],
     )
+    source = {"commit": "0" * 40, "dirty": True}
     report = build_report(
-        results, base_auctions=1000, guarantee="exactly_once", machine={"cpu_count": 2}, config={}
+        results,
+        base_auctions=1000,
+        machine={"cpu_count": 2},
+        config={"transaction_max_s": 0.05},
+        source=source,
     )
     assert report["ceiling_cmds_per_s"] == 5000.0  # median of 10k, 5k, 2.5k
     assert report["ceiling_non_transactional_cmds_per_s"] == 20000.0
     assert report["pipeline_cmds_per_s"] == 250.0  # median of 500, 250, 200
     assert report["pipeline_2_workers_cmds_per_s"] == 500.0
+    assert report["ratio_2_to_1_workers"] == 2.0
     assert report["ratio"] == pytest.approx(250 / 5000)
     assert (report["p50_ms"], report["p99_ms"], report["p999_ms"]) == (40.0, 80.0, 81.0)
+    steady = report["steady_rate_latency"]
+    assert (steady["offered_per_s"], steady["p99_ms"], steady["count"]) == (3000.0, 120.0, 10)
     assert report["worker_peak_rss_mb"] == 101.0
     assert report["guarantee"] == "exactly_once"
+    assert report["source"] == source
+    assert report["config"] == {"transaction_max_s": 0.05}
     assert report["targets"]["p99_met"] is True
     assert report["targets"]["cmds_per_s_met"] is False
     assert report["targets"]["scaling_met"] is False  # 167/s at 100x vs 250/s at 1x: -33%
@@ -184,15 +272,18 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
     assert report["auction_scaling"][1]["vs_1x"] == pytest.approx(0.667)
     assert len(report["raw"]["ceiling"]) == 4
     assert len(report["raw"]["pipeline"]) == 5
+    assert [lv["share"] for lv in report["latency"]] == [0.25, 0.5, 1.0, None]
+    assert "engine" not in orjson.dumps(report).decode()  # one engine: no engine fields
     orjson.dumps(report)  # JSON-serialisable as it is
 
 
 def test_report_without_latency_or_scaling_leaves_those_fields_empty() -> None:
     results = Results(ceiling=[CeilingRun(True, 100, 1.0)], pipeline=[_pipeline(1, 50, 1.0)])
-    report = build_report(
-        results, base_auctions=50, guarantee="at_least_once", machine={}, config={}
-    )
+    report = build_report(results, base_auctions=50, machine={}, config={})
     assert report["p99_ms"] is None
+    assert report["steady_rate_latency"]["p99_ms"] is None
+    assert report["pipeline_2_workers_cmds_per_s"] is None
+    assert report["ratio_2_to_1_workers"] is None
     assert report["targets"]["p99_met"] is False
     assert report["targets"]["scaling_met"] is None
 
@@ -205,3 +296,13 @@ def test_cli_refuses_worker_lists_without_one_worker_and_malformed_lists() -> No
     bad = runner.invoke(throughput_command, ["--auction-scales", "1,x"])
     assert bad.exit_code == 2
     assert "comma-separated" in bad.output
+
+
+def test_cli_has_one_engine_and_takes_its_settings() -> None:
+    runner = CliRunner()
+    gone = runner.invoke(throughput_command, ["--engines", "faust"])
+    assert gone.exit_code == 2
+    assert "No such option" in gone.output
+    shown = runner.invoke(throughput_command, ["--help"])
+    assert "--transaction-max-s" in shown.output
+    assert "--consume-batch" in shown.output

@@ -1,0 +1,38 @@
+"""The PNG of `outbid bench recovery`: seconds to correct answers, by method and history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+
+mpl.use("Agg")  # no display: a file only
+
+import matplotlib.pyplot as plt
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.27
+    xs = range(len(rows))
+    for i, (key, label) in enumerate(
+        (
+            ("replay_s", "(a) event replay"),
+            ("changelog_recovery_s", "(b) changelog recovery"),
+            ("snapshot_recovery_s", "(c) snapshot + tail"),
+        )
+    ):
+        values = [r[key] for r in rows]
+        bars = ax.bar([x + (i - 1) * width for x in xs], values, width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(
+        list(xs), [f"{r['history_events']:,} events\n{r['auctions']:,} auctions" for r in rows]
+    )
+    ax.set_ylabel("seconds to correct answers (median)")
+    ax.set_title("Fresh worker recovery: time grows with history unless snapshots are used")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
