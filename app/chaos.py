@@ -258,7 +258,7 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
         result.catch_up_seconds = time.monotonic() - caught
         time.sleep(1.0)  # the last transactions commit (the engine commits within 50 ms)
         result.rebalances = sum(
-            s.log_file.read_text(errors="replace").count("Setting newly assigned partitions")
+            s.log_file.read_text(errors="replace").count("] assigned partition(s)")
             for s in specs
             if s.log_file.exists()
         )

@@ -20,10 +20,10 @@ from app.settings import Settings, get_settings
 
 
 class WorkerBoot(BootStrategy):
-    # No Faust consumer: it would join a consumer group of its own (the app id) for nothing;
-    # the engine's consumer is the only member of the workers' group. The producer stays: the
-    # POST views write commands with it.
-    enable_kafka_consumer = False
+    # No Faust Kafka client at all: its consumer would join the group named after the app id
+    # (the engine's group) with another protocol, and the POST views write commands with the
+    # same idempotent confluent-kafka producer as every other command writer (app/web/ingest.py).
+    enable_kafka = False
 
 
 class OutbidApp(faust.App):
@@ -40,7 +40,6 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         topic_allow_declare=False,  # topics.yaml is the only source of topics (outbid topics apply)
         topic_disable_leader=True,  # no {id}-__assignor-__leader topic
-        producer_linger=0.005,
         web_bind=settings.web_bind,
         web_in_thread=False,
     )

@@ -139,7 +139,7 @@ class ReadModel:
 
 
 class BlockingReadModel:
-    """The same writes for a synchronous caller (the hot path), many views per round trip."""
+    """The same writes for a synchronous caller (the engine), many views per round trip."""
 
     def __init__(self, settings: Settings) -> None:
         self.client: Any = redis.Redis.from_url(

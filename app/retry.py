@@ -88,7 +88,7 @@ def retry_blocking(
     on_retry: Callable[[int, float, BaseException], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """`retry` for synchronous callers (the confluent-kafka hot path)."""
+    """`retry` for synchronous callers (the engine, app/engine/loop.py)."""
     for attempt in range(backoff.attempts):
         try:
             return call()

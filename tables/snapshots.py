@@ -52,14 +52,17 @@ class Checkpointer:
                 self.service.note_writes(table, partition, count)
 
     def capture_due(
-        self, partitions: Iterable[PartitionTables], sources: dict[int, dict[str, int]]
+        self, partitions: Iterable[PartitionTables], sources: Callable[[int], dict[str, int]]
     ) -> None:
-        """Checkpoint every due table partition; `sources`: partition -> the input topic's
-        committed next offset, recorded in the manifest."""
+        """Checkpoint every due table partition; `sources(partition)`: where its committed state
+        ends in the input and the event log, recorded in the manifest (read only when due)."""
         for tables in partitions:
+            found: dict[str, int] | None = None
             for table in TABLES:
                 if not self.service.due(table.name, tables.partition):
                     continue
+                if found is None:
+                    found = sources(tables.partition)
                 db = tables.dbs[table.name]
                 captured = self.service.capture(
                     table.name,
@@ -67,7 +70,7 @@ class Checkpointer:
                     db.db,
                     self.topic_of(table),
                     db.offset,
-                    sources.get(tables.partition, {}),
+                    found,
                     self.staging,
                 )
                 self._publisher.submit(self.service.publish, captured)

@@ -182,7 +182,7 @@ class Engine:
             self._idle_checkpoint = now
             with self.lock:
                 partitions = list(self.partitions.values())
-            self.checkpoints.capture_due(partitions, {})
+            self.checkpoints.capture_due(partitions, self._sources)
         if now - self._lag_refreshed >= LAG_EVERY_S:
             self._lag_refreshed = now
             self._refresh_lag()
@@ -403,10 +403,26 @@ class Engine:
         metrics.PROJECTED.labels("highest_bids", "applied").inc(len(views))
         self._to_redis(views)
         if self.checkpoints is not None:
-            self.checkpoints.capture_due(
-                [self.partitions[p] for p in txn.changes],
-                {p: {self.commands: o} for p, o in txn.positions.items()},
-            )
+            self.checkpoints.capture_due([self.partitions[p] for p in txn.changes], self._sources)
+
+    def _sources(self, partition: int) -> dict[str, int]:
+        """Where the partition's committed state ends in its input and in the event log (the
+        manifest of a table snapshot taken now): called between transactions, when nothing of
+        ours is in flight, and nobody else writes this partition's events."""
+        sources: dict[str, int] = {}
+        for topic in (self.commands, self.topics[Destination.EVENTS]):
+            tp = TopicPartition(topic, partition)
+            try:
+                if topic == self.commands:
+                    found = self.consumer.committed([tp], timeout=KAFKA_TIMEOUT_S)[0].offset
+                else:
+                    found = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+            except KafkaException as exc:
+                log.warning("snapshot of partition %d without %s offset: %s", partition, topic, exc)
+                continue
+            if found >= 0:
+                sources[topic] = found
+        return sources
 
     def _to_redis(self, views: list[tuple[Any, float | None, int]]) -> None:
         if self.read_model is None or not views:
@@ -474,7 +490,10 @@ class Engine:
         metrics.ASSIGNED.set(len(self.partitions))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not partitions:  # the end of a cooperative round that gave this worker nothing
+            return
         metrics.REBALANCES.inc()
+        log.info("assigned partition(s) %s", sorted(tp.partition for tp in partitions))
         fresh = [tp for tp in partitions if tp.partition not in self.partitions]
         with self.lock:
             self.recovering.update(tp.partition for tp in fresh)
@@ -498,7 +517,9 @@ class Engine:
             partition, self.tabledir, self._rocksdb, self.settings.cache_auctions
         )
         service = self.checkpoints.service if self.checkpoints is not None else None
-        recover(tables, reader, self.changelog_topic, service)
+        recovered = recover(tables, reader, self.changelog_topic, service)
+        if self.checkpoints is not None:  # a long replay makes a snapshot due, like new writes
+            self.checkpoints.written(partition, {r.table: r.replayed for r in recovered})
         if self.read_model is not None:
             # A crash between a commit and its Redis write left Redis behind: catch it up.
             views = tables.views()

@@ -71,7 +71,7 @@ def decode(raw: bytes) -> AggregateSnapshot:
 
 
 def partition_for(auction_id: str, partitions: int) -> int:
-    """The partition producers (murmur2) and Faust put this auction's records in."""
+    """The partition producers (murmur2) and the engine put this auction's records in."""
     return int(murmur2(auction_id.encode()) & 0x7FFFFFFF) % partitions
 
 

@@ -1,10 +1,9 @@
 """Table checkpoint snapshots: take them consistently, publish them safely, restore them first.
 
 Taking: a RocksDB checkpoint (hard links of the SST files plus a flushed memtable) of one table
-partition, at a moment when the partition holds only committed state - right after its Kafka
-transaction committed, under the processing gate (app/eos.py), so no record is half-applied.
-The checkpoint carries Faust's persisted changelog offset inside the database, so recovery
-after a restore replays only the changelog records after it.
+partition. The table databases hold only committed state (tables/store.py), so any moment between
+two of the engine's transactions is consistent. The checkpoint carries the changelog offset
+stored inside the database, so recovery after a restore replays only the records after it.
 
 Publishing (off the event loop): tar the checkpoint, hash it, put the archive, then the manifest.
 A snapshot exists only once its manifest does; a worker killed at any point leaves at worst a
@@ -13,7 +12,7 @@ A snapshot exists only once its manifest does; a worker killed at any point leav
 Restoring: when a worker opens a table partition it has no trusted local database for, the
 newest snapshot whose archive matches its manifest's size and sha256 is unpacked in its place.
 A corrupt, partial or unknown-format snapshot is skipped with a warning and a metric; with none
-left, Faust replays the whole changelog as it would without snapshots.
+left, recovery replays the whole changelog (tables/recovery.py).
 """
 
 from __future__ import annotations
@@ -97,7 +96,7 @@ class TableSnapshots:
         self._writes.pop((table, partition), None)
         self._since.pop((table, partition), None)
 
-    # -- taking (on the event loop, under the processing gate) -------------------------------
+    # -- taking (on the engine's thread, between two transactions) ---------------------------
 
     def capture(
         self,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import faust
 import orjson
+from confluent_kafka import KafkaException
 from faust.web import Request, Response, View
 
 from app.domain import decode_command, encode_command
@@ -18,6 +19,7 @@ from app.domain.wire import format_timestamp
 from app.errors import InvalidMessage
 from app.settings import Settings
 from app.topics.spec import COMMANDS
+from app.web.ingest import AsyncProducer
 
 MAX_BODY = 64 * 1024
 
@@ -25,6 +27,7 @@ MAX_BODY = 64 * 1024
 async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wrong
     view: View,
     request: Request,
+    producer: AsyncProducer,
     topic: str,
     command_type: str,
     auction_id: str | None = None,
@@ -65,19 +68,25 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
         return view.json(
             {"error": f"body cannot be encoded: {exc}", "reason": "wrong_type"}, status=400
         )
-    # Faust's producer is aiokafka's, whose default partitioner is Java's murmur2: the command
-    # lands on the partition the console producer and the engine expect for its key.
-    metadata = await view.app.producer.send_and_wait(
-        topic, command.auction_id.encode(), encode_command(command), None, None, None
-    )
+    try:
+        written = await producer.send(topic, command.auction_id.encode(), encode_command(command))
+    except KafkaException as exc:
+        return view.json(
+            {
+                "error": f"Kafka did not take the command ({exc.args[0]}); retry with the same "
+                "command_id (retries are idempotent)"
+            },
+            status=503,
+            headers={"Retry-After": "1"},
+        )
     return view.json(
         {
             "command_id": command.command_id,
             "auction_id": command.auction_id,
-            "partition": metadata.partition,
+            "partition": written.partition(),
             "token": command.command_id,  # GET /auctions/{id}?after=TOKEN waits until it is applied
             "read": f"/auctions/{command.auction_id}?after={command.command_id}",
-            "offset": metadata.offset,
+            "offset": written.offset(),
         },
         status=202,
     )
@@ -85,18 +94,19 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
 
 def register(app: faust.App, settings: Settings) -> None:
     topic = settings.topic(COMMANDS)
+    producer = AsyncProducer(settings.kafka_bootstrap_servers)
 
     @app.page("/auctions")
     class OpenAuctionView(View):
         async def post(self, request: Request) -> Response:
-            return await _submit(self, request, topic, "OpenAuction")
+            return await _submit(self, request, producer, topic, "OpenAuction")
 
     @app.page("/auctions/{auction_id}/bids")
     class PlaceBidView(View):
         async def post(self, request: Request, auction_id: str) -> Response:
-            return await _submit(self, request, topic, "PlaceBid", auction_id)
+            return await _submit(self, request, producer, topic, "PlaceBid", auction_id)
 
     @app.page("/auctions/{auction_id}/close")
     class CloseAuctionView(View):
         async def post(self, request: Request, auction_id: str) -> Response:
-            return await _submit(self, request, topic, "CloseAuction", auction_id)
+            return await _submit(self, request, producer, topic, "CloseAuction", auction_id)
