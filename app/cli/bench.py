@@ -11,10 +11,11 @@ def bench() -> None:
 
 
 def _mount() -> None:
-    from bench import recovery, throughput  # noqa: PLC0415 - heavy imports only when used
+    from bench import failover, recovery, throughput  # noqa: PLC0415 - heavy imports only when used
 
     bench.add_command(recovery.recovery_command, name="recovery")
     bench.add_command(throughput.throughput_command, name="throughput")
+    bench.add_command(failover.failover_command, name="failover")
 
 
 _mount()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, assert_never
+from typing import Final, TypeAlias, assert_never
 
+from app.domain.builders import slot_builder
 from app.domain.commands import CloseAuction, Command, OpenAuction, PlaceBid
 from app.domain.events import (
     AuctionClosed,
@@ -26,7 +27,6 @@ from app.domain.events import (
     CommandRejected,
     CommandRejectionReason,
     Event,
-    EventHeader,
 )
 from app.errors import SequenceError
 
@@ -68,21 +68,33 @@ class AuctionState:
         return cls(auction_id=auction_id)
 
 
-_NAMESPACE_BYTES: Final = EVENT_ID_NAMESPACE.bytes
+# The constructors of what decide and evolve build per command: the same objects, built in
+# half the time (see app.domain.builders). They are called with positional arguments, in the
+# order of the dataclass fields: keywords cost a third more.
+_new_state: Final = slot_builder(AuctionState)
+_new_auction_opened: Final = slot_builder(AuctionOpened)
+_new_bid_accepted: Final = slot_builder(BidAccepted)
+_new_bid_rejected: Final = slot_builder(BidRejected)
+_new_auction_closed: Final = slot_builder(AuctionClosed)
+_new_command_rejected: Final = slot_builder(CommandRejected)
+
+# uuid5 hashes the namespace's bytes, then the name: each id continues from a copy of this.
+_NAMESPACE_SHA1: Final = hashlib.sha1(EVENT_ID_NAMESPACE.bytes, usedforsecurity=False)
+# The hex digit at the RFC 4122 variant's place, for each hex digit of the hash there.
+_VARIANT_DIGIT: Final = {f"{n:x}": f"{n & 0x3 | 0x8:x}" for n in range(16)}
 
 
 def event_id_for(auction_id: str, command_id: str, index: int) -> str:
     """The id of the `index`-th event decided for `command_id` (deterministic).
 
-    Exactly `str(uuid.uuid5(EVENT_ID_NAMESPACE, "{auction_id}/{command_id}/{index}"))`, without
-    building a UUID object (uuid5 was 8% of the hot path's profile).
+    Exactly `str(uuid.uuid5(EVENT_ID_NAMESPACE, "{auction_id}/{command_id}/{index}"))`, built
+    on the hex digest without a UUID object (uuid5 was 8% of the hot path's profile).
     """
-    name = f"{auction_id}/{command_id}/{index}".encode()
-    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    sha1 = _NAMESPACE_SHA1.copy()
+    sha1.update(f"{auction_id}/{command_id}/{index}".encode())
+    h = sha1.hexdigest()
+    # The first 16 bytes, with version 5 and the RFC 4122 variant set, in 8-4-4-4-12 groups.
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def decide(
@@ -110,23 +122,23 @@ def decide(
         and state.closes_at is not None
         and now >= state.closes_at
     ):
-        expiry = AuctionClosed(
-            *_header(state, command, now, index=0),
-            winner_id=state.highest_bidder,
-            price=state.highest_bid,
-            reason=CloseReason.EXPIRED,
+        expiry = _new_auction_closed(
+            *_header(state, command, now, 0),
+            state.highest_bidder,  # winner_id
+            state.highest_bid,  # price
+            CloseReason.EXPIRED,
         )
         events.append(expiry)
         if isinstance(command, CloseAuction):
             return events
         state = evolve(state, expiry, max_recent=max_recent)
 
-    header = _header(state, command, now, index=len(events))
+    header = _header(state, command, now, len(events))
     match command:
-        case OpenAuction():
-            events.append(_open(state, command, header))
         case PlaceBid():
             events.append(_bid(state, command, header))
+        case OpenAuction():
+            events.append(_open(state, command, header))
         case CloseAuction():
             events.append(_close(state, command, header))
         case _:
@@ -134,45 +146,37 @@ def decide(
     return events
 
 
-def _header(state: AuctionState, command: Command, now: datetime, *, index: int) -> EventHeader:
+# EventHeader's fields as a plain tuple: building the NamedTuple costs 6x more.
+_Header: TypeAlias = tuple[str, int, str, str, datetime]
+
+
+def _header(state: AuctionState, command: Command, now: datetime, index: int) -> _Header:
+    """auction_id, seq, event_id, command_id, occurred_at of the `index`-th event for `command`."""
     # `state` already reflects events 0..index-1 of this decision, so version + 1 is this seq.
-    return EventHeader(
-        auction_id=state.auction_id,
-        seq=state.version + 1,
-        event_id=event_id_for(state.auction_id, command.command_id, index),
-        command_id=command.command_id,
-        occurred_at=now,
-    )
+    event_id = event_id_for(state.auction_id, command.command_id, index)
+    return (state.auction_id, state.version + 1, event_id, command.command_id, now)
 
 
-def _open(state: AuctionState, command: OpenAuction, header: EventHeader) -> Event:
+def _open(state: AuctionState, command: OpenAuction, header: _Header) -> Event:
     if state.status is not AuctionStatus.NONE:
-        return CommandRejected(
-            *header, command_type=command.TYPE, reason=CommandRejectionReason.ALREADY_EXISTS
-        )
-    return AuctionOpened(
+        return _new_command_rejected(*header, command.TYPE, CommandRejectionReason.ALREADY_EXISTS)
+    return _new_auction_opened(
         *header,
-        seller_id=command.seller_id,
-        starting_price=command.starting_price,
-        min_increment=command.min_increment,
-        currency=command.currency,
-        closes_at=command.closes_at,
+        command.seller_id,
+        command.starting_price,
+        command.min_increment,
+        command.currency,
+        command.closes_at,
     )
 
 
-def _bid(state: AuctionState, command: PlaceBid, header: EventHeader) -> Event:
+def _bid(state: AuctionState, command: PlaceBid, header: _Header) -> Event:
     reason = _bid_rejection(state, command)
     if reason is not None:
-        return BidRejected(
-            *header,
-            bidder_id=command.bidder_id,
-            amount=command.amount,
-            currency=command.currency,
-            reason=reason,
+        return _new_bid_rejected(
+            *header, command.bidder_id, command.amount, command.currency, reason
         )
-    return BidAccepted(
-        *header, bidder_id=command.bidder_id, amount=command.amount, currency=command.currency
-    )
+    return _new_bid_accepted(*header, command.bidder_id, command.amount, command.currency)
 
 
 def _bid_rejection(state: AuctionState, command: PlaceBid) -> BidRejectionReason | None:
@@ -197,19 +201,16 @@ def minimum_next_bid(state: AuctionState) -> int:
     return state.highest_bid + state.min_increment
 
 
-def _close(state: AuctionState, command: CloseAuction, header: EventHeader) -> Event:
+def _close(state: AuctionState, command: CloseAuction, header: _Header) -> Event:
     if state.status is AuctionStatus.NONE:
         reason = CommandRejectionReason.UNKNOWN_AUCTION
     elif state.status is AuctionStatus.CLOSED:
         reason = CommandRejectionReason.ALREADY_CLOSED
     else:
-        return AuctionClosed(
-            *header,
-            winner_id=state.highest_bidder,
-            price=state.highest_bid,
-            reason=CloseReason.EXPLICIT,
+        return _new_auction_closed(
+            *header, state.highest_bidder, state.highest_bid, CloseReason.EXPLICIT
         )
-    return CommandRejected(*header, command_type=command.TYPE, reason=reason)
+    return _new_command_rejected(*header, command.TYPE, reason)
 
 
 def evolve(
@@ -221,37 +222,72 @@ def evolve(
         raise ValueError(msg)
     if event.seq != state.version + 1:
         raise SequenceError(state.auction_id, state.version, event.seq)
-    # One replace() per event: it is the costliest step of a fold.
+    # A new state per event, built positionally (replace() was the costliest step of a fold):
+    # auction_id, version, status, seller_id, starting_price, min_increment, currency,
+    # closes_at, highest_bid, highest_bidder, bid_count, recent_command_ids.
     version = event.seq
     recent = _remember(state.recent_command_ids, event.command_id, max_recent)
     match event:
-        case AuctionOpened():
-            return replace(
-                state,
-                version=version,
-                recent_command_ids=recent,
-                status=AuctionStatus.OPEN,
-                seller_id=event.seller_id,
-                starting_price=event.starting_price,
-                min_increment=event.min_increment,
-                currency=event.currency,
-                closes_at=event.closes_at,
-            )
         case BidAccepted():
-            return replace(
-                state,
-                version=version,
-                recent_command_ids=recent,
-                highest_bid=event.amount,
-                highest_bidder=event.bidder_id,
-                bid_count=state.bid_count + 1,
-            )
-        case AuctionClosed():
-            return replace(
-                state, version=version, recent_command_ids=recent, status=AuctionStatus.CLOSED
+            return _new_state(
+                state.auction_id,
+                version,
+                state.status,
+                state.seller_id,
+                state.starting_price,
+                state.min_increment,
+                state.currency,
+                state.closes_at,
+                event.amount,  # highest_bid
+                event.bidder_id,  # highest_bidder
+                state.bid_count + 1,
+                recent,
             )
         case BidRejected() | CommandRejected():
-            return replace(state, version=version, recent_command_ids=recent)
+            return _new_state(
+                state.auction_id,
+                version,
+                state.status,
+                state.seller_id,
+                state.starting_price,
+                state.min_increment,
+                state.currency,
+                state.closes_at,
+                state.highest_bid,
+                state.highest_bidder,
+                state.bid_count,
+                recent,
+            )
+        case AuctionOpened():
+            return _new_state(
+                state.auction_id,
+                version,
+                AuctionStatus.OPEN,
+                event.seller_id,
+                event.starting_price,
+                event.min_increment,
+                event.currency,
+                event.closes_at,
+                state.highest_bid,
+                state.highest_bidder,
+                state.bid_count,
+                recent,
+            )
+        case AuctionClosed():
+            return _new_state(
+                state.auction_id,
+                version,
+                AuctionStatus.CLOSED,
+                state.seller_id,
+                state.starting_price,
+                state.min_increment,
+                state.currency,
+                state.closes_at,
+                state.highest_bid,
+                state.highest_bidder,
+                state.bid_count,
+                recent,
+            )
         case _:
             assert_never(event)
 
@@ -263,8 +299,10 @@ def _remember(recent: tuple[str, ...], command_id: str, max_recent: int) -> tupl
     if max_recent < 1:
         msg = f"max_recent must be at least 1, got {max_recent}"
         raise ValueError(msg)
-    keep = max_recent - 1
-    return (*recent[max(0, len(recent) - keep) :], command_id)
+    # Concatenation, not (*recent, command_id): it copies the tuple once instead of twice.
+    if len(recent) < max_recent:
+        return recent + (command_id,)  # noqa: RUF005
+    return recent[len(recent) - max_recent + 1 :] + (command_id,)  # noqa: RUF005 - oldest out
 
 
 def fold(

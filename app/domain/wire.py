@@ -19,6 +19,9 @@ MAX_AMOUNT: Final = 10**15  # minor units: 10 trillion in a two-decimal currency
 MAX_ID_LENGTH: Final = 128
 ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 CURRENCY_PATTERN: Final = re.compile(r"[A-Z]{3}")
+# The same two rules as regex text (the id's length included), for text_fields_pattern.
+ID_REGEX: Final = rf"[A-Za-z0-9][A-Za-z0-9._:@-]{{0,{MAX_ID_LENGTH - 1}}}"
+CURRENCY_REGEX: Final = CURRENCY_PATTERN.pattern
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -30,6 +33,9 @@ def format_timestamp(moment: datetime) -> str:
         raise ValueError(msg)
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
+    if type(moment) is datetime:  # orjson refuses subclasses
+        # orjson writes a UTC datetime as isoformat() does, with "Z" for "+00:00", 3x faster.
+        return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
     return moment.isoformat().removesuffix("+00:00") + "Z"
 
 
@@ -44,6 +50,31 @@ def parse_timestamp(text: str) -> datetime:
     except OverflowError as exc:
         msg = f"{text!r} is out of range once converted to UTC"
         raise ValueError(msg) from exc
+
+
+_ID_LIST: Final = re.compile(rf"{ID_REGEX}(?: {ID_REGEX})*")  # ids joined by spaces
+
+
+def text_fields_pattern(*regexes: str) -> re.Pattern[str]:
+    """A pattern for several text fields joined by single spaces, one regex each.
+
+    One `fullmatch` of it checks them all at once: the fields' rules admit no space, so a
+    space inside a field is a mismatch, never a shifted field.
+    """
+    return re.compile(" ".join(regexes))
+
+
+def utc_timestamp_or_none(text: str) -> datetime | None:
+    """What parse_timestamp gives for text that names UTC ("Z", "+00:00"); None otherwise.
+
+    A quick check for the common case that never raises: None says "ask parse_timestamp",
+    which converts other offsets and explains what is wrong.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is UTC else None
 
 
 def load_object(raw: bytes, what: str) -> dict[str, object]:
@@ -191,4 +222,11 @@ class Fields:
         values = self._get(name)
         if not isinstance(values, list):
             raise self._wrong_type(name, "an array of ids")
+        try:  # the common case, every item an id, checked by one regex (RocksDB reads 1000s)
+            joined = " ".join(values)
+        except TypeError:  # an item that is not a string
+            pass
+        else:  # as many spaces as separators: no item holds one
+            if not values or (joined.count(" ") == len(values) - 1 and _ID_LIST.fullmatch(joined)):
+                return tuple(values)
         return tuple(Fields({name: value}).ident(name) for value in values)

@@ -475,3 +475,32 @@ def test_every_example_in_the_schema_doc_decodes_and_current_ones_re_encode_iden
             assert orjson.loads(encode_event(decode_event(data))) == example
         else:
             decode_event(data)
+
+
+@pytest.mark.parametrize(
+    ("ids", "reason"),
+    [
+        (["ok", "not ok"], InvalidReason.INVALID_ID),
+        (["ok", "a" * 129], InvalidReason.INVALID_ID),
+        (["ok", "-a"], InvalidReason.INVALID_ID),
+        (["ok", None], InvalidReason.WRONG_TYPE),
+    ],
+)
+def test_every_recent_command_id_of_a_stored_state_is_checked(
+    ids: list[object], reason: InvalidReason
+) -> None:
+    payload = orjson.loads(encode_state(AuctionState.empty("a-1"))) | {"recent_command_ids": ids}
+
+    with pytest.raises(InvalidMessage) as caught:
+        decode_state(orjson.dumps(payload))
+
+    assert (caught.value.reason, caught.value.field) == (reason, "recent_command_ids")
+
+
+def test_a_stored_state_with_many_recent_command_ids_round_trips() -> None:
+    recent = tuple(f"cmd-{n}:{'x' * (n % 120)}" for n in range(1024))
+    state = AuctionState(
+        "a-1", 1024, AuctionStatus.OPEN, "s", 0, 5, "EUR", CLOSES, 900, "b", 3, recent
+    )
+
+    assert decode_state(encode_state(state)) == state

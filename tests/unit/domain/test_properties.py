@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from random import Random
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.domain import codec
 from app.domain.auction import AuctionState, decide, evolve, fold
 from app.domain.codec import (
     decode_command,
@@ -30,6 +33,7 @@ from app.domain.codec import (
 from app.domain.commands import CloseAuction, Command, OpenAuction, PlaceBid
 from app.domain.events import AuctionClosed, BidRejected, CommandRejected, Event
 from app.domain.highest_bid import HighestBid, apply
+from app.domain.wire import MAX_AMOUNT, Fields, load_object
 from app.errors import InvalidMessage, InvalidReason
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -375,3 +379,140 @@ def test_decode_state_and_view_raise_nothing_but_invalid_message(data: bytes) ->
     for decoder in (decode_state, decode_view):
         with contextlib.suppress(InvalidMessage):
             decoder(data)
+
+
+# --- the quick command readers agree with the field-by-field ones ---------------------
+
+# Mostly well-formed commands with, here and there, a value at or past a rule's edge: the
+# quick path must accept exactly what the checked path accepts, with the same result.
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}", fullmatch=True)
+odd_ids = st.sampled_from(["", " a", "a b", "a\n", "-a", "ä", "a" * 129]) | st.text(max_size=6)
+amounts = st.sampled_from([1, 2, MAX_AMOUNT]) | st.integers(1, 10**6)
+odd_amounts = st.sampled_from([0, -1, MAX_AMOUNT + 1, True, 1.0, "1", None])
+currencies = st.sampled_from(["EUR", "USD"])
+odd_currencies = st.sampled_from(["eur", "EU", "EURO", "E1R", "ÄUR", " EUR", ""])
+timestamps = st.sampled_from(
+    [
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:00.250Z",
+        "2024-05-01T12:00:00.000250+00:00",
+        "2024-05-01T14:00:00+02:00",
+        "2024-05-01T12:00Z",
+        "20240501T120000Z",
+    ]
+) | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3))])).map(
+    lambda d: d.isoformat()
+)
+odd_timestamps = st.sampled_from(
+    [
+        "2024-05-01T12:00:00",
+        "2024-05-01",
+        "0001-01-01T00:00:00+01:00",
+        "2024-05-01T12:00:00z",
+        "yesterday",
+        "",
+    ]
+)
+
+
+@st.composite
+def near_commands(draw: st.DrawFn) -> bytes:
+    def pick(usual: st.SearchStrategy[object], odd: st.SearchStrategy[object]) -> object:
+        return draw(odd if draw(st.integers(0, 11)) == 0 else usual)
+
+    kind = draw(st.sampled_from(["OpenAuction", "PlaceBid", "CloseAuction"]))
+    payload: dict[str, object] = {
+        "type": kind,
+        "command_id": pick(ids, odd_ids),
+        "issued_at": pick(timestamps, odd_timestamps),
+        "auction_id": pick(ids, odd_ids),
+    }
+    if kind == "OpenAuction":
+        payload |= {
+            "seller_id": pick(ids, odd_ids),
+            "starting_price": pick(amounts | st.just(0), odd_amounts),
+            "min_increment": pick(amounts, odd_amounts),
+            "currency": pick(currencies, odd_currencies),
+            "closes_at": pick(timestamps, odd_timestamps),
+        }
+    elif kind == "PlaceBid":
+        payload |= {
+            "bidder_id": pick(ids, odd_ids),
+            "amount": pick(amounts, odd_amounts),
+            "currency": pick(currencies, odd_currencies),
+        }
+    if draw(st.integers(0, 9)) == 0:
+        key = draw(st.sampled_from(sorted(payload)))
+        if draw(st.booleans()):
+            del payload[key]
+        else:
+            payload[key] = draw(json_values)
+    return orjson.dumps(payload)
+
+
+def read_field_by_field(data: bytes) -> Command:
+    """decode_command without its quick readers: what they must agree with."""
+    return codec._read_command(Fields(load_object(data, "command")))
+
+
+def outcome(read: Callable[[bytes], Command], data: bytes) -> object:
+    try:
+        command = read(data)
+    except InvalidMessage as exc:
+        return (exc.reason, exc.field, exc.message)
+    return (type(command), command, command.issued_at.tzinfo is UTC)
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(data=near_commands() | any_input)
+def test_the_quick_command_readers_agree_with_the_field_by_field_readers(data: bytes) -> None:
+    assert outcome(decode_command, data) == outcome(read_field_by_field, data)
+
+
+EDGE_VALUES: dict[str, list[object]] = {
+    "id": ["a", "a" * 128, "a" * 129, "", "-a", "a b", "a\n", "ä", 7, None],
+    "money": [0, 1, MAX_AMOUNT, MAX_AMOUNT + 1, -1, True, 1.0, "1", None],
+    "currency": ["EUR", "eur", "EU", "EURO", "E1R", "ÄUR", "", ["EUR"], None],
+    "timestamp": [
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:00+00:00",
+        "2024-05-01T14:00:00+02:00",
+        "2024-05-01T12:00:00",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "",
+        1714564800,
+        None,
+    ],
+}
+FIELD_KINDS = {
+    "command_id": "id",
+    "auction_id": "id",
+    "seller_id": "id",
+    "bidder_id": "id",
+    "starting_price": "money",
+    "min_increment": "money",
+    "amount": "money",
+    "currency": "currency",
+    "issued_at": "timestamp",
+    "closes_at": "timestamp",
+}
+ONE_VALUE_OFF = [
+    (payload["type"], key, value)
+    for payload in VALID_COMMANDS
+    for key in payload
+    if key != "type"
+    for value in EDGE_VALUES[FIELD_KINDS[key]]
+]
+
+
+@pytest.mark.parametrize(("kind", "key", "value"), ONE_VALUE_OFF)
+def test_a_command_with_one_value_at_an_edge_is_read_alike_by_both_paths(
+    kind: str, key: str, value: object
+) -> None:
+    [payload] = [p for p in VALID_COMMANDS if p["type"] == kind]
+
+    for data in (orjson.dumps(payload | {key: value}), orjson.dumps(payload | {key: None})):
+        assert outcome(decode_command, data) == outcome(read_field_by_field, data)
+    without = orjson.dumps({k: v for k, v in payload.items() if k != key})
+    assert outcome(decode_command, without) == outcome(read_field_by_field, without)
