@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # The engine: the longest a transaction stays open under a backlog (it commits sooner as soon
     # as the worker has caught up with its input), records per consume() call, decoded auctions
     # kept in memory per partition.
-    transaction_max_s: float = Field(default=0.05, gt=0, le=60)
+    transaction_max_s: float = Field(default=0.25, gt=0, le=60)
     consume_batch: int = Field(default=2_000, ge=1, le=100_000)
     cache_auctions: int = Field(default=20_000, ge=1)
 
