@@ -58,6 +58,7 @@ def producer(settings: Settings, instance: str) -> Producer:
         # Re-routed commands must land where the Java client and kcat (murmur2) put the key.
         "partitioner": "murmur2_random",
         "linger.ms": 1,
+        "socket.nagle.disable": True,
         "batch.size": 256 * 1024,
         "queue.buffering.max.messages": 1_000_000,
         "logger": logging.getLogger("librdkafka"),

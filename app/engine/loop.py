@@ -42,10 +42,10 @@ from agents.step import CommandStep, utc_now
 from app import metrics
 from app.audit.reader import TopicReader
 from app.engine import kafka
+from app.engine.redis_sink import RedisSink
 from app.engine.transaction import PendingSnapshot, Transaction
 from app.errors import OutbidError
-from app.readmodel import REDIS_BACKOFF, BlockingReadModel
-from app.retry import retry_blocking
+from app.readmodel import BlockingReadModel
 from app.settings import Settings
 from app.snapshots import aggregates as aggregate_snapshots
 from app.topics.spec import COMMANDS, SNAPSHOTS
@@ -90,7 +90,7 @@ class Engine:
         )
         self.consumer = kafka.consumer(settings, instance, url)
         self.producer = kafka.producer(settings, instance)
-        self.read_model = BlockingReadModel(settings) if settings.redis_enabled else None
+        self.redis = RedisSink(BlockingReadModel(settings)) if settings.redis_enabled else None
         snapshots = service_from(settings)
         self.checkpoints = (
             Checkpointer(snapshots, tabledir, self.changelog_topic) if snapshots else None
@@ -172,8 +172,8 @@ class Engine:
             for tables in self.partitions.values():
                 tables.close()
             self.partitions.clear()
-        if self.read_model is not None:
-            self.read_model.close()
+        if self.redis is not None:
+            self.redis.close()
 
     def _idle(self) -> None:
         now = time.monotonic()
@@ -181,10 +181,10 @@ class Engine:
             self._begin()
             self._commit()
         if self.checkpoints is not None and now - self._idle_checkpoint >= IDLE_CHECKPOINT_S:
-            self._idle_checkpoint = now
             with self.lock:
                 partitions = list(self.partitions.values())
-            self.checkpoints.capture_due(partitions, self._sources)
+            if not self.checkpoints.capture_due(partitions, self._sources):
+                self._idle_checkpoint = now  # none left due: look again in a few seconds
         if now - self._lag_refreshed >= LAG_EVERY_S:
             self._lag_refreshed = now
             self._refresh_lag()
@@ -433,21 +433,8 @@ class Engine:
         return sources
 
     def _to_redis(self, views: list[tuple[Any, float | None, int]]) -> None:
-        if self.read_model is None or not views:
-            return
-        read_model = self.read_model
-        applied = retry_blocking(
-            lambda: read_model.apply_many(views),
-            what=f"redis write of {len(views)} view(s)",
-            backoff=REDIS_BACKOFF,
-            on_retry=lambda *_: metrics.RETRIES.labels("redis").inc(),
-        )
-        metrics.REDIS_WRITES.labels("applied").inc(applied)
-        metrics.REDIS_WRITES.labels("stale").inc(len(views) - applied)
-        now = time.time()
-        for _view, issued, _bids in views:
-            if issued is not None:
-                metrics.COMMAND_TO_REDIS.observe(max(0.0, now - issued))
+        if self.redis is not None:
+            self.redis.submit(views)
 
     def _refresh_lag(self) -> None:
         metrics.CONSUMER_LAG.clear()
@@ -528,7 +515,7 @@ class Engine:
         recovered = recover(tables, reader, self.changelog_topic, service)
         if self.checkpoints is not None:  # a long replay makes a snapshot due, like new writes
             self.checkpoints.written(partition, {r.table: r.replayed for r in recovered})
-        if self.read_model is not None:
+        if self.redis is not None:
             # A crash between a commit and its Redis write left Redis behind: catch it up.
             views = tables.views()
             for start in range(0, len(views), 5_000):
