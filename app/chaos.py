@@ -34,6 +34,7 @@ from app.topics.spec import COMMANDS
 log = logging.getLogger(__name__)
 
 
+OPEN_TRANSACTIONS_TIMEOUT_S = 90.0  # the engine's transaction.timeout.ms (30 s) and then some
 MAX_LAG_FAILURES = 60  # consecutive failed lag reads before the run gives up
 
 
@@ -60,6 +61,9 @@ class ChaosResult:
     rebalances: int = 0
     load_seconds: float = 0.0
     catch_up_seconds: float = 0.0
+    # after catch-up, until no partition had an open transaction (a killed worker's, aborted by
+    # the broker at its transaction timeout when no restarted worker fenced it first)
+    open_transactions_seconds: float = 0.0
     findings: Findings | None = None
 
     def as_json(self) -> dict[str, object]:
@@ -72,6 +76,7 @@ class ChaosResult:
             "rebalances": self.rebalances,
             "load_seconds": round(self.load_seconds, 1),
             "catch_up_seconds": round(self.catch_up_seconds, 1),
+            "open_transactions_seconds": self.open_transactions_seconds,
             "duplicates_absorbed": f.counts["duplicates_absorbed"] if f else None,
             "dead_letters": f.counts["dead_letters"] if f else None,
             "verify_ok": f.ok if f else None,
@@ -112,6 +117,50 @@ def lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> int:
         return total
     finally:
         consumer.close()
+
+
+def open_partitions(bootstrap: str, topics: list[str]) -> list[str]:
+    """Partitions whose last stable offset is below their high watermark (a transaction open)."""
+    readers = [
+        Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"outbid-chaos-lso-{level}",
+                "isolation.level": level,
+                "logger": logging.getLogger("librdkafka"),
+            }
+        )
+        for level in ("read_committed", "read_uncommitted")
+    ]
+    try:
+        found = []
+        for topic in topics:
+            metadata = readers[0].list_topics(topic, timeout=15).topics[topic]
+            for partition in metadata.partitions:
+                tp = TopicPartition(topic, partition)
+                stable = readers[0].get_watermark_offsets(tp, timeout=15, cached=False)[1]
+                high = readers[1].get_watermark_offsets(tp, timeout=15, cached=False)[1]
+                if stable < high:
+                    found.append(f"{topic}[{partition}]")
+        return found
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def settle_transactions(
+    bootstrap: str, topics: list[str], timeout_s: float = OPEN_TRANSACTIONS_TIMEOUT_S
+) -> float:
+    """Wait until no partition of `topics` has an open transaction; the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            if not open_partitions(bootstrap, topics):
+                break
+        except KafkaException:
+            pass  # a leader moving: ask again
+        time.sleep(1)
+    return time.monotonic() - started if time.monotonic() - started > 1 else 0.0
 
 
 def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
@@ -256,7 +305,15 @@ def run(  # noqa: PLR0912, PLR0915 - one scenario, read top to bottom
                 break
             time.sleep(1)
         result.catch_up_seconds = time.monotonic() - caught
-        time.sleep(1.0)  # the last transactions commit (the engine commits within 50 ms)
+        # The audit reads committed records only, up to each partition's last stable offset: a
+        # transaction still open there (a killed worker's, until the broker aborts it after the
+        # transaction timeout) would hide every later record. Audit once none is open.
+        open_for = settle_transactions(
+            bootstrap, [t.name for t in topics.resolve(spec.brokers, settings.topic_prefix)]
+        )
+        result.open_transactions_seconds = round(open_for, 1)
+        if open_for:
+            say(f"  waited {open_for:.0f}s for open transactions to end")
         result.rebalances = sum(
             s.log_file.read_text(errors="replace").count("] assigned partition(s)")
             for s in specs

@@ -35,7 +35,9 @@ def committed_offsets(line: Pipeline) -> dict[int, int]:
 
 def committed_everything(line: Pipeline, timeout_s: float = 180) -> None:
     """Until the group's committed offset of every bid-commands partition has no record after it
-    (transaction markers take offsets too, so "committed == end" is not the test)."""
+    (transaction markers take offsets too, so "committed == end" is not the test). "No record"
+    means the reader got to the end and found only markers: a read that returns nothing in time
+    (a fresh consumer still connecting, or a transaction still open) proves nothing."""
     reader = Consumer(
         {
             "bootstrap.servers": line.bootstrap,
@@ -59,14 +61,28 @@ def committed_everything(line: Pipeline, timeout_s: float = 180) -> None:
             behind = [p for p in ends if done[p] < ends[p]]
             if not behind:
                 return
-            reader.assign([TopicPartition(topic, p, done[p]) for p in behind])
-            if not [m for m in reader.consume(100, 1.0) if not m.error()]:
-                return  # only markers after the committed offsets
-            reader.unassign()
+            if all(only_markers(reader, topic, p, done[p], ends[p]) for p in behind):
+                return
             time.sleep(0.5)
     finally:
         reader.close()
     pytest.fail(f"bid-commands partitions {behind} not fully committed after {timeout_s:.0f}s")
+
+
+def only_markers(reader: Consumer, topic: str, partition: int, start: int, end: int) -> bool:
+    """True when the records of `topic[partition]` in [start, end) are all transaction markers."""
+    reader.assign([TopicPartition(topic, partition, start)])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if [m for m in reader.consume(100, 0.5) if not m.error()]:
+                return False  # a command after the committed offset: not processed yet
+            position = reader.position([TopicPartition(topic, partition)])[0].offset
+            if position >= end:
+                return True
+        return False
+    finally:
+        reader.unassign()
 
 
 def loadgen(line: Pipeline, commands: int, auctions: int, seed: int, rate: int = 0) -> None:
