@@ -37,7 +37,9 @@ def committed_everything(line: Pipeline, timeout_s: float = 180) -> None:
     """Until the group's committed offset of every bid-commands partition has no record after it
     (transaction markers take offsets too, so "committed == end" is not the test). "No record"
     means the reader got to the end and found only markers: a read that returns nothing in time
-    (a fresh consumer still connecting, or a transaction still open) proves nothing."""
+    (a fresh consumer still connecting, or a transaction still open) proves nothing. And it must
+    hold twice in a row: a transaction that commits between two reads can add records (re-routed
+    copies) to a partition that looked finished."""
     reader = Consumer(
         {
             "bootstrap.servers": line.bootstrap,
@@ -50,20 +52,23 @@ def committed_everything(line: Pipeline, timeout_s: float = 180) -> None:
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     deadline = time.monotonic() + timeout_s
     behind: list[int] = []
+    quiet = 0
     try:
         while time.monotonic() < deadline:
             try:
-                ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
                 done = committed_offsets(line)
+                ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
             except KafkaException:  # the group coordinator is still being elected
                 time.sleep(0.5)
                 continue
             behind = [p for p in ends if done[p] < ends[p]]
-            if not behind:
-                return
             if all(only_markers(reader, topic, p, done[p], ends[p]) for p in behind):
-                return
-            time.sleep(0.5)
+                quiet += 1
+                if quiet >= 2:
+                    return
+            else:
+                quiet = 0
+            time.sleep(1.0)
     finally:
         reader.close()
     pytest.fail(f"bid-commands partitions {behind} not fully committed after {timeout_s:.0f}s")
