@@ -66,10 +66,11 @@ def get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read())
-        except ValueError:
-            return exc.code, {}
+        with exc:  # an error response left open leaks its socket (a ResourceWarning)
+            try:
+                return exc.code, json.loads(exc.read())
+            except ValueError:
+                return exc.code, {}
     except (OSError, ValueError):
         return 0, {}
 

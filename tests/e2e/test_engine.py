@@ -291,5 +291,6 @@ def test_a_worker_that_does_not_own_the_partition_never_answers_for_it(
     forwarded = urllib.request.Request(f"{other}/auctions/{auction}", headers={FORWARDED: "1"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(forwarded, timeout=10)
-    assert refused.value.code == 503
-    assert refused.value.headers["Retry-After"]
+    with refused.value as answer:  # closed here, or its socket leaks into a later test
+        assert answer.code == 503
+        assert answer.headers["Retry-After"]
