@@ -106,15 +106,20 @@ def kcat_produce(line: Pipeline, payload: bytes, *extra: str) -> None:
 
 
 def wait_until_views_match(
-    urls: list[str], expected: dict[str, dict[str, object]], timeout_s: float = 120
+    urls: list[str],
+    expected: dict[str, dict[str, object]],
+    timeout_s: float = 120,
+    query: str = "",
 ) -> None:
+    """Until every worker answers every auction as `expected` (`query`, e.g. "?source=redis",
+    asks the Redis read model instead of the owner's table)."""
     deadline = time.monotonic() + timeout_s
     mismatches: list[str] = []
     while time.monotonic() < deadline:
         mismatches = []
         for url in urls:
             for auction_id, want in expected.items():
-                status, got = get_json(f"{url}/auctions/{auction_id}", timeout=5)
+                status, got = get_json(f"{url}/auctions/{auction_id}{query}", timeout=5)
                 seen = {k: got.get(k) for k in want} if status == 200 else {"http": status}
                 if seen != want:
                     mismatches.append(f"{url} {auction_id}: {seen} != {want}")
