@@ -34,11 +34,11 @@ from rich.table import Table
 from app.devstack import processes
 from app.devstack import workers as worker_procs
 from app.devstack.workers import get_json
-from app.engine.owners import partition_for
 from app.errors import OutbidError
 from app.loadgen import LoadSpec
 from app.loadgen import run as send_load
 from app.settings import Settings, get_settings
+from app.topics.partitioner import partition_for
 from app.topics.spec import COMMANDS
 from bench import throughput_stack as stack
 

@@ -39,11 +39,11 @@ from app.domain import (
     encode_event,
     evolve,
 )
-from app.engine.owners import partition_for
 from app.errors import KafkaUnavailableError
 from app.producers import command_producer
 from app.settings import Settings
 from app.topics.admin import admin_client
+from app.topics.partitioner import partition_for
 from app.topics.spec import COMMANDS, EVENTS
 from tables.auctions import AUCTIONS
 from tables.bid_rate import BID_RATE

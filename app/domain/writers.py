@@ -137,16 +137,23 @@ def encode_command(command: Command) -> bytes:
 # --- events -----------------------------------------------------------------
 
 
+def _event_header(e: Event) -> dict[str, object]:
+    """The fields every event starts with, in the wire order."""
+    return {
+        "type": e.TYPE,
+        "schema_version": e.SCHEMA_VERSION,
+        "auction_id": e.auction_id,
+        "seq": e.seq,
+        "event_id": e.event_id,
+        "command_id": e.command_id,
+        "occurred_at": _moment(e.occurred_at),
+    }
+
+
 def _write_auction_opened(e: AuctionOpened) -> bytes:
     return _write(
         {
-            "type": e.TYPE,
-            "schema_version": e.SCHEMA_VERSION,
-            "auction_id": e.auction_id,
-            "seq": e.seq,
-            "event_id": e.event_id,
-            "command_id": e.command_id,
-            "occurred_at": _moment(e.occurred_at),
+            **_event_header(e),
             "seller_id": e.seller_id,
             "starting_price": e.starting_price,
             "min_increment": e.min_increment,
@@ -159,13 +166,7 @@ def _write_auction_opened(e: AuctionOpened) -> bytes:
 def _write_bid_accepted(e: BidAccepted) -> bytes:
     return _write(
         {
-            "type": e.TYPE,
-            "schema_version": e.SCHEMA_VERSION,
-            "auction_id": e.auction_id,
-            "seq": e.seq,
-            "event_id": e.event_id,
-            "command_id": e.command_id,
-            "occurred_at": _moment(e.occurred_at),
+            **_event_header(e),
             "bidder_id": e.bidder_id,
             "amount": e.amount,
             "currency": e.currency,
@@ -176,13 +177,7 @@ def _write_bid_accepted(e: BidAccepted) -> bytes:
 def _write_bid_rejected(e: BidRejected) -> bytes:
     return _write(
         {
-            "type": e.TYPE,
-            "schema_version": e.SCHEMA_VERSION,
-            "auction_id": e.auction_id,
-            "seq": e.seq,
-            "event_id": e.event_id,
-            "command_id": e.command_id,
-            "occurred_at": _moment(e.occurred_at),
+            **_event_header(e),
             "bidder_id": e.bidder_id,
             "amount": e.amount,
             "currency": e.currency,
@@ -194,13 +189,7 @@ def _write_bid_rejected(e: BidRejected) -> bytes:
 def _write_auction_closed(e: AuctionClosed) -> bytes:
     return _write(
         {
-            "type": e.TYPE,
-            "schema_version": e.SCHEMA_VERSION,
-            "auction_id": e.auction_id,
-            "seq": e.seq,
-            "event_id": e.event_id,
-            "command_id": e.command_id,
-            "occurred_at": _moment(e.occurred_at),
+            **_event_header(e),
             "winner_id": e.winner_id,
             "price": e.price,
             "reason": e.reason,
@@ -211,13 +200,7 @@ def _write_auction_closed(e: AuctionClosed) -> bytes:
 def _write_command_rejected(e: CommandRejected) -> bytes:
     return _write(
         {
-            "type": e.TYPE,
-            "schema_version": e.SCHEMA_VERSION,
-            "auction_id": e.auction_id,
-            "seq": e.seq,
-            "event_id": e.event_id,
-            "command_id": e.command_id,
-            "occurred_at": _moment(e.occurred_at),
+            **_event_header(e),
             "command_type": e.command_type,
             "reason": e.reason,
         }

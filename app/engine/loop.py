@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,7 @@ class Engine:
             self.txn.snapshots.append(
                 PendingSnapshot(output.key or b"", output.snapshot, output.partition or 0, where)
             )
-            extra["on_delivery"] = _offset_into(where)
+            extra["on_delivery"] = _on_offset(where.append)
         self.producer.produce(
             topic, key=output.key, value=output.value, headers=output.headers, **extra
         )
@@ -334,7 +335,8 @@ class Engine:
                 last = len(records) - 1
                 for index, (key, value) in enumerate(records):
                     if index == last:
-                        end = _changelog_end(txn.changelog_end, (table.name, partition))
+                        slot = (table.name, partition)
+                        end = _on_offset(partial(txn.changelog_end.__setitem__, slot))
                         produce(topic, key=key, value=value, partition=partition, on_delivery=end)
                     else:
                         produce(topic, key=key, value=value, partition=partition)
@@ -526,19 +528,12 @@ class Engine:
             self.generation += 1
 
 
-def _offset_into(where: list[int]) -> Callable[[KafkaError | None, Message], None]:
+def _on_offset(keep: Callable[[int], None]) -> Callable[[KafkaError | None, Message], None]:
+    """A delivery report that hands the record's offset to `keep` (a failed delivery makes the
+    transaction's commit fail, so it needs no handling here)."""
+
     def delivered(err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            where.append(msg.offset() or 0)
-
-    return delivered
-
-
-def _changelog_end(
-    ends: dict[tuple[str, int], int], slot: tuple[str, int]
-) -> Callable[[KafkaError | None, Message], None]:
-    def delivered(err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            ends[slot] = msg.offset() or 0
+            keep(msg.offset() or 0)
 
     return delivered

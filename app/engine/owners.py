@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 
-from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -20,12 +19,6 @@ from app.engine.kafka import url_of
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 5.0
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (Java's murmur2, as the console producer and kcat with
-    partitioner=murmur2_random place keys)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Owners:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from app import metrics
 from app.audit.reader import TopicReader
 from app.domain import AuctionState, decode_event, decode_state, encode_state, evolve
 from app.errors import InvalidMessage, SnapshotError
 from app.snapshots.manifest import versioned_json
+from app.topics.partitioner import partition_for
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -70,11 +70,6 @@ def decode(raw: bytes) -> AggregateSnapshot:
     return snapshot
 
 
-def partition_for(auction_id: str, partitions: int) -> int:
-    """The partition producers (murmur2) and the engine put this auction's records in."""
-    return int(murmur2(auction_id.encode()) & 0x7FFFFFFF) % partitions
-
-
 def load(
     reader: TopicReader,
     snapshots_topic: str,
@@ -84,7 +79,7 @@ def load(
     max_recent: int,
 ) -> LoadedAggregate:
     """One aggregate from its latest snapshot plus the events after it (or from all events)."""
-    partition = partition_for(auction_id, len(reader.partitions(events_topic)))
+    partition = partition_for(auction_id.encode(), len(reader.partitions(events_topic)))
     key = auction_id.encode()
     snapshot = None
     for record in reader.read(

@@ -19,11 +19,12 @@ import aiohttp
 import faust
 from faust.web import Request, Response, View
 
-from app.engine.owners import Owners, partition_for
+from app.engine.owners import Owners
 from app.engine.service import EngineService
 from app.readmodel import ReadModel
 from app.settings import Settings
 from app.topics import load_topics
+from app.topics.partitioner import partition_for
 from app.topics.spec import COMMANDS
 from tables.auctions import AUCTIONS
 from tables.highest_bids import HIGHEST_BIDS
