@@ -86,9 +86,11 @@ def steady_rate(
     """(rate, seconds) of a progress curve of (t, done) over its steady window: from `after`
     (the whole backlog is in Kafka and the sender is idle, so it no longer competes for the CPU)
     until hi * total (the tail, where partitions finish unevenly, is left out). (None, 0.0) when
-    fewer than `min_points` samples fall in it: the run was too short to have a steady window."""
+    fewer than `min_points` samples fall in it, or when they show no progress at all (a window
+    shorter than one transaction, whose offsets commit together): the run was too short to have
+    a steady window."""
     window = [(t, v) for t, v in samples if t >= after and v <= hi * total]
-    if len(window) < min_points:
+    if len(window) < min_points or window[0][1] == window[-1][1]:
         return None, 0.0
     return slope(window), window[-1][0] - window[0][0]
 

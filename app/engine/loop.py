@@ -301,12 +301,14 @@ class Engine:
             return False
         self.txn = Transaction()
         self._await_reports(txn)
-        self._snapshots_due = [s for s in txn.snapshots if s.where]
+        self._snapshots_due = txn.snapshots  # each has its event's offset (_await_reports)
         self._after_commit(txn)
         return True
 
     def _await_reports(self, txn: Transaction) -> None:
-        """The committed records' delivery reports (most are served during the commit)."""
+        """The delivery reports whose offsets the engine keeps: the last changelog record of each
+        table partition, and each aggregate snapshot's event (most are served during the commit;
+        a snapshot whose report had not been served yet used to be dropped)."""
         wanted = [
             (table.name, p)
             for p, changes in txn.changes.items()
@@ -315,9 +317,11 @@ class Engine:
         ]
         deadline = time.monotonic() + KAFKA_TIMEOUT_S
         self.producer.poll(0)
-        while any(slot not in txn.changelog_end for slot in wanted):
+        while any(slot not in txn.changelog_end for slot in wanted) or any(
+            not snapshot.where for snapshot in txn.snapshots
+        ):
             if time.monotonic() > deadline:
-                raise EngineError("committed changelog records never reported their offsets")
+                raise EngineError("committed records never reported their offsets")
             self.producer.poll(0.01)
 
     def _write_changelogs(self, txn: Transaction) -> None:

@@ -77,6 +77,9 @@ def test_steady_rate_starts_once_everything_is_sent_and_leaves_out_the_tail() ->
 def test_steady_rate_is_none_when_the_run_has_no_steady_window() -> None:
     assert steady_rate([(0.1, 50.0), (0.2, 100.0)], 100, after=0.0) == (None, 0.0)
     assert steady_rate([(0.1, 10.0), (0.2, 20.0), (0.3, 30.0)], 100, after=0.25) == (None, 0.0)
+    # shorter than one transaction: the committed offsets did not move inside the window
+    flat = [(0.1, 40.0), (0.2, 40.0), (0.3, 40.0), (0.4, 100.0)]
+    assert steady_rate(flat, 100, after=0.0) == (None, 0.0)
 
 
 def test_a_run_without_a_steady_window_reports_its_overall_rate() -> None:
