@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
 from app import headers
+from app.audit.findings import Findings
 from app.audit.reader import Record
 from app.domain import (
     AuctionState,
+    AuctionStatus,
     HighestBid,
     apply,
     decode_command,
@@ -29,47 +31,24 @@ from app.domain import (
 from app.errors import InvalidMessage, SequenceError, SnapshotError
 from app.snapshots import aggregates as aggregate_snapshots
 
+# Findings is re-exported: app/chaos.py imports it from here.
+__all__ = [
+    "CommandLedger",
+    "Findings",
+    "PartitionAudit",
+    "coordinate",
+    "digest",
+    "normalised_view",
+    "settle_ledger",
+    "settle_redis_keys",
+    "version_of",
+]
+
 REROUTED_FROM = headers.REROUTED_FROM
-MAX_EXAMPLES = 10
 
 
 def coordinate(topic: str, partition: int, offset: int) -> str:
     return f"{topic}/{partition}/{offset}"
-
-
-@dataclass
-class Findings:
-    """Counts of what was seen and lists of what is wrong (a few examples per kind)."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    problem_counts: Counter[str] = field(default_factory=Counter)
-    digests: dict[str, dict[int, tuple[str, str]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-
-    def problem(self, kind: str, detail: str) -> None:
-        self.problem_counts[kind] += 1
-        if len(self.problems[kind]) < MAX_EXAMPLES:
-            self.problems[kind].append(detail)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problem_counts
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "ok": self.ok,
-            "counts": dict(sorted(self.counts.items())),
-            "problems": {
-                k: {"count": self.problem_counts[k], "examples": v}
-                for k, v in sorted(self.problems.items())
-            },
-            "digests": {
-                t: {str(p): {"live": a, "fold": b} for p, (a, b) in sorted(d.items())}
-                for t, d in sorted(self.digests.items())
-            },
-        }
 
 
 @dataclass
@@ -78,7 +57,8 @@ class CommandLedger:
 
     expect_dead_letter: set[str] = field(default_factory=set)  # source coordinates
     expect_reroute: set[str] = field(default_factory=set)
-    rerouted_sources: set[str] = field(default_factory=set)
+    rerouted_sources: Counter[str] = field(default_factory=Counter)  # source -> copies of it
+    rerouted_copies: set[str] = field(default_factory=set)  # coordinates of the copies
 
 
 class PartitionAudit:
@@ -111,10 +91,12 @@ class PartitionAudit:
     def command(self, record: Record) -> None:
         f = self.findings
         f.counts["commands"] += 1
+        f.examined["command_outcomes"] += 1
         source = coordinate(self.commands_topic, record.partition, record.offset)
         if REROUTED_FROM in record.headers:
             f.counts["commands_rerouted_copies"] += 1
-            self.ledger.rerouted_sources.add(record.headers[REROUTED_FROM].decode())
+            self.ledger.rerouted_sources[record.headers[REROUTED_FROM].decode()] += 1
+            self.ledger.rerouted_copies.add(source)
         settled = not self.live or record.offset < self.committed_offset
         try:
             command = decode_command(record.value if record.value is not None else b"")
@@ -136,6 +118,7 @@ class PartitionAudit:
     def event(self, record: Record) -> None:
         f = self.findings
         f.counts["events"] += 1
+        f.examined["events_well_formed"] += 1
         try:
             event = decode_event(record.value if record.value is not None else b"")
         except InvalidMessage as exc:
@@ -143,6 +126,8 @@ class PartitionAudit:
                 "undecodable_event", f"auction-events[{record.partition}]@{record.offset}: {exc}"
             )
             return
+        f.examined["no_duplicate_events"] += 1
+        f.examined["seq_contiguous"] += 1
         if event.event_id in self.event_ids:
             f.problem(
                 "duplicate_event_id",
@@ -181,6 +166,7 @@ class PartitionAudit:
             if record.key is None or record.value is None:
                 continue
             self.findings.counts["aggregate_snapshots"] += 1
+            self.findings.examined["aggregate_snapshots"] += 1
             try:
                 self.pending_snapshots[record.key.decode()] = aggregate_snapshots.decode(
                     record.value
@@ -246,7 +232,7 @@ class PartitionAudit:
         self._compare(table, {key: normalised_view(raw) for key, raw in live.items()}, fold)
 
     def compare_redis(self, stored: dict[str, bytes | None]) -> None:
-        """The Redis read model: one `view` per auction, equal to the fold (extra keys are not scanned)."""
+        """The Redis read model: one `view` per auction, equal to the fold (see settle_redis_keys)."""
         live = {}
         for auction_id, raw in stored.items():
             if raw is None:
@@ -260,6 +246,8 @@ class PartitionAudit:
         fold = {
             aid.encode(): orjson.dumps(v.to_json_dict(), option=orjson.OPT_SORT_KEYS)
             for aid, v in self.views.items()
+            # Redis need not hold an auction never opened (app/readmodel.py `stored`).
+            if v.status is not AuctionStatus.NONE or live.get(aid.encode()) is not None
         }
         self._compare("redis", live, fold)
 
@@ -277,6 +265,7 @@ class PartitionAudit:
     def _compare(self, table: str, live: dict[bytes, bytes], fold: dict[bytes, bytes]) -> None:
         f = self.findings
         f.counts[f"{table}_keys"] += len(live)
+        f.examined[table] += len(live.keys() | fold.keys())
         f.digests[table][self.partition] = (digest(live), digest(fold))
         differing = sorted(k for k in live.keys() | fold.keys() if live.get(k) != fold.get(k))
         for key in differing:
@@ -292,14 +281,37 @@ class PartitionAudit:
 
 
 def settle_ledger(ledger: CommandLedger, dead_letter_sources: set[str], findings: Findings) -> None:
+    rerouted = set(ledger.rerouted_sources)
     for source in sorted(ledger.expect_dead_letter - dead_letter_sources):
         findings.problem("invalid_command_not_dead_lettered", source)
-    for source in sorted(ledger.expect_reroute - ledger.rerouted_sources):
+    for source in sorted(ledger.expect_reroute - rerouted):
         findings.problem("unkeyed_command_not_rerouted", source)
+    for source, copies in sorted(ledger.rerouted_sources.items()):
+        if copies > 1:
+            findings.problem("command_rerouted_twice", f"{source} re-routed {copies} times")
+        if source in ledger.rerouted_copies:  # a copy goes out under its auction's key
+            findings.problem(
+                "command_rerouted_twice", f"{source} is a re-routed copy and was re-routed again"
+            )
     findings.counts["dead_lettered_as_expected"] += len(
         ledger.expect_dead_letter & dead_letter_sources
     )
-    findings.counts["rerouted_as_expected"] += len(ledger.expect_reroute & ledger.rerouted_sources)
+    findings.counts["rerouted_as_expected"] += len(ledger.expect_reroute & rerouted)
+
+
+def settle_redis_keys(
+    stored: Mapping[str, str], audited: set[str], findings: Findings, *, live: bool
+) -> None:
+    """Every auction hash in Redis (auction id -> its key) is an auction of the audited log."""
+    for auction_id in sorted(stored.keys() - audited):
+        findings.examined["redis"] += 1
+        if live:  # its first events may be past the end offsets the audit read
+            findings.counts["redis_in_flight"] += 1
+            continue
+        findings.problem(
+            "redis_key_without_events",
+            f"{stored[auction_id]}: auction {auction_id} has no event in auction-events",
+        )
 
 
 def normalised_view(raw: bytes) -> bytes:

@@ -11,7 +11,14 @@ from collections.abc import Callable
 
 import redis
 
-from app.audit.checks import CommandLedger, Findings, PartitionAudit, coordinate, settle_ledger
+from app.audit.checks import (
+    CommandLedger,
+    PartitionAudit,
+    coordinate,
+    settle_ledger,
+    settle_redis_keys,
+)
+from app.audit.findings import Findings
 from app.audit.reader import TopicReader
 from app.errors import KafkaUnavailableError
 from app.readmodel import auction_key
@@ -37,6 +44,7 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
         else None
     )
     findings, ledger = Findings(), CommandLedger()
+    audited: set[str] = set()  # every auction with an event in the audited log
     try:
         partitions = reader.partitions(topic(COMMANDS))
 
@@ -74,8 +82,14 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
                     values.hget(auction_key(settings.redis_prefix, auction_id), "view")
                 audit.compare_redis(dict(zip(ids, values.execute(), strict=True)))
             findings.counts["auctions"] += len(audit.states)
+            audited.update(audit.states)
         sources = _dead_letter_sources(reader, topic(DLQ), dlq_end, findings)
         settle_ledger(ledger, sources, findings)
+        if redis_client is None:
+            findings.skip("redis", "OUTBID_REDIS_ENABLED is false")
+        else:
+            stored = _redis_auctions(redis_client, settings.redis_prefix)
+            settle_redis_keys(stored, audited, findings, live=live)
         if progress:
             progress("done", len(partitions), len(partitions))
     except redis.RedisError as exc:
@@ -88,6 +102,16 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
         if redis_client is not None:
             redis_client.close()
     return findings
+
+
+def _redis_auctions(client: redis.Redis, prefix: str) -> dict[str, str]:
+    """Auction id -> key of every auction hash under the prefix (SCAN: never blocks Redis)."""
+    head = auction_key(prefix, "")
+    pattern = "".join(f"\\{c}" if c in "\\*?[]" else c for c in head) + "*"
+    return {
+        key.decode().removeprefix(head): key.decode()
+        for key in client.scan_iter(match=pattern, count=1000)
+    }
 
 
 def _dead_letter_sources(
@@ -104,6 +128,7 @@ def _dead_letter_sources(
             src_partition = record.headers.get("outbid.source.partition", b"-1").decode()
             src_offset = record.headers.get("outbid.source.offset", b"-1").decode()
             if src_partition.lstrip("-").isdigit() and src_offset.lstrip("-").isdigit():
+                findings.examined["no_duplicate_dead_letters"] += 1
                 source = coordinate(src_topic, int(src_partition), int(src_offset))
                 if source in sources:
                     findings.problem(

@@ -1,4 +1,8 @@
-"""`outbid verify`: exit 0 only when every invariant holds, with the counts to show for it."""
+"""`outbid verify`: exit 0 only when every invariant holds, with the counts to show for it.
+
+Exit codes: 0 every check that ran holds, 1 an invariant is violated, 2 there was nothing to
+audit (no commands and no events; `--allow-empty` accepts that on purpose).
+"""
 
 from __future__ import annotations
 
@@ -11,28 +15,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from app.audit.findings import CheckResult, Status
 from app.audit.verify import verify as run_verify
 from app.settings import get_settings
+from app.topics.spec import COMMANDS, EVENTS
 
-CHECKS = {
-    "every command has exactly one outcome (decision, duplicate, re-route or dead letter)": (
-        "command_without_decision",
-        "invalid_command_not_dead_lettered",
-        "unkeyed_command_not_rerouted",
-    ),
-    "no event twice in auction-events": ("duplicate_event", "duplicate_event_id"),
-    "no record dead-lettered twice": ("duplicate_dead_letter",),
-    "per-auction seq is 1..n without gap": ("seq_gap", "seq_out_of_order"),
-    "events decode and are keyed by auction": ("undecodable_event", "event_key_mismatch"),
-    "highest_bids table == fold(events)": ("highest_bids_differs_from_fold",),
-    "auctions table == fold(events)": ("auctions_differs_from_fold",),
-    "Redis read model == fold(events)": ("redis_differs_from_fold",),
-    "aggregate snapshots == fold(events) at their seq": (
-        "aggregate_snapshot_unreadable",
-        "aggregate_snapshot_differs",
-        "aggregate_snapshot_without_events",
-    ),
-}
+NOTHING_TO_AUDIT = 2
+STYLE = {Status.OK: "green", Status.SKIPPED: "yellow", Status.FAILED: "red"}
 
 
 @click.command()
@@ -40,7 +29,7 @@ CHECKS = {
     "--json",
     "json_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the counts and problems as JSON to this file.",
+    help="Also write the checks (status, items checked, problems), counts and problems as JSON.",
 )
 @click.option(
     "--live",
@@ -48,8 +37,14 @@ CHECKS = {
     help="The system is still processing: commands past the committed offset and "
     "projections behind the event log count as in flight, not as problems.",
 )
-def verify(json_file: Path | None, live: bool) -> None:
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Exit 0 when there is nothing to audit (no commands, no events) instead of 2.",
+)
+def verify(json_file: Path | None, live: bool, allow_empty: bool) -> None:
     """Audit the topics: nothing lost, nothing applied twice, projections equal the event log."""
+    settings = get_settings()
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("auditing", total=None)
@@ -57,24 +52,49 @@ def verify(json_file: Path | None, live: bool) -> None:
         def progress(what: str, done: int, total: int) -> None:
             bar.update(task, description=f"auditing {what}", completed=done, total=total)
 
-        findings = run_verify(get_settings(), live=live, progress=progress)
+        findings = run_verify(settings, live=live, progress=progress)
     out = Console()
     counts = Table(title="counts", show_header=False)
     for name, value in sorted(findings.counts.items()):
         counts.add_row(name, str(value))
     out.print(counts)
-    checks = Table(title="invariants")
-    checks.add_column("check")
-    checks.add_column("result")
-    for check, kinds in CHECKS.items():
-        bad = sum(findings.problem_counts[k] for k in kinds)
-        checks.add_row(check, "[green]ok[/]" if not bad else f"[red]{bad} problem(s)[/]")
-    out.print(checks)
+    out.print("invariants", style="bold")
+    for result in findings.results():
+        # One line each, never wrapped (here and below): scripts grep for "<title>: <status>".
+        out.print(_line(result), style=STYLE[result.status], soft_wrap=True, highlight=False)
     for kind, examples in sorted(findings.problems.items()):
         out.print(f"[red]{kind}[/] ({findings.problem_counts[kind]}):")
         for example in examples:
-            out.print(f"  {example}", highlight=False)
+            out.print(f"  {example}", highlight=False, soft_wrap=True)
     if json_file:
         json_file.write_bytes(orjson.dumps(findings.as_json(), option=orjson.OPT_INDENT_2))
-    out.print("[green]all invariants hold[/]" if findings.ok else "[red]invariants violated[/]")
-    sys.exit(0 if findings.ok else 1)
+    if findings.problem_counts:
+        out.print("invariants violated", style="red")
+        sys.exit(1)
+    if findings.empty:
+        empty = (
+            f"nothing to audit: no commands in {settings.topic(COMMANDS)} and no events in "
+            f"{settings.topic(EVENTS)} at {settings.kafka_bootstrap_servers}"
+        )
+        if allow_empty:
+            out.print(f"{empty} (allowed by --allow-empty)", style="yellow", soft_wrap=True)
+            sys.exit(0)
+        out.print(
+            f"{empty}; check KAFKA_BOOTSTRAP_SERVERS and OUTBID_TOPIC_PREFIX, or pass "
+            "--allow-empty if an empty audit is intended",
+            style="red",
+            soft_wrap=True,
+        )
+        sys.exit(NOTHING_TO_AUDIT)
+    skipped = sum(r.status is Status.SKIPPED for r in findings.results())
+    out.print(f"all invariants hold ({skipped} check(s) skipped)", style="green")
+    sys.exit(0)
+
+
+def _line(result: CheckResult) -> str:
+    title = result.check.title
+    if result.status is Status.SKIPPED:
+        return f"  {title}: skipped ({result.reason})"
+    if result.status is Status.FAILED:
+        return f"  {title}: {result.problems} problem(s) in {result.checked} checked"
+    return f"  {title}: ok ({result.checked} checked)"

@@ -1,4 +1,5 @@
-"""`outbid verify` on histories written straight to a real broker: a clean one, and corrupted ones."""
+"""`outbid verify` on histories written straight to a real broker: a clean one, corrupted ones,
+and none at all."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+import redis
+from confluent_kafka import Message, Producer
 
+from app import headers
 from app.domain import (
     AuctionState,
     HighestBid,
@@ -22,13 +26,17 @@ from app.domain import (
     evolve,
 )
 from app.domain.events import Event
+from app.readmodel import APPLY_IF_NEWER, apply_call, auction_key
 from app.sample import sample_commands
-from tests.conftest import run_outbid
+from app.settings import Settings
+from tests.conftest import Servers, run_outbid
 
 pytestmark = pytest.mark.integration
 
 
-def write_history(env: dict[str, str], prefix: str, *, corrupt: str | None = None) -> None:
+def write_history(
+    env: dict[str, str], prefix: str, *, corrupt: str | None = None
+) -> dict[str, HighestBid]:
     """What a correct pipeline would have written for a sample stream, optionally corrupted."""
     now = datetime.now(UTC)
     states: dict[str, AuctionState] = {}
@@ -70,43 +78,190 @@ def write_history(env: dict[str, str], prefix: str, *, corrupt: str | None = Non
             f"{prefix}outbid-auctions-changelog", key=auction_id.encode(), value=encode_state(state)
         )
     assert producer.flush(30) == 0
+    return views
+
+
+def write_reroutes(env: dict[str, str], prefix: str, how: str) -> None:
+    """A command sent without a key, and re-routed twice (`how`: "source twice" or "copy again").
+
+    The command is one the history already decided (a client retry), so apart from the second
+    re-route the history stays correct: the copies are absorbed as duplicates.
+    """
+    command = next(iter(sample_commands(auctions=12, bids_per_auction=5, seed=4)))
+    commands = f"{prefix}bid-commands"
+    producer = Producer(
+        {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"], "partitioner": "murmur2_random"}
+    )
+
+    def send(key: bytes | None, rerouted_from: str | None = None) -> str:
+        sent: list[Message] = []
+        producer.produce(
+            commands,
+            key=key,
+            value=encode_command(command),
+            partition=0 if key is None else -1,  # -1: the partitioner (murmur2, as a worker's)
+            headers=[(headers.REROUTED_FROM, rerouted_from.encode())] if rerouted_from else None,
+            on_delivery=lambda err, msg: sent.append(msg) if err is None else None,
+        )
+        assert producer.flush(30) == 0
+        return f"{commands}/{sent[0].partition()}/{sent[0].offset()}"
+
+    key = command.auction_id.encode()
+    unkeyed = send(None)
+    if how == "source twice":
+        send(key, unkeyed)
+        send(key, unkeyed)
+    else:
+        send(key, send(None, unkeyed))  # the copy itself went out without a key
 
 
 @pytest.fixture
-def topics(outbid_env: dict[str, str]) -> dict[str, str]:
+def applied(outbid_env: dict[str, str]) -> dict[str, str]:
     assert run_outbid("topics", "apply", env=outbid_env).returncode == 0
-    # These histories are written to Kafka only; the Redis side is audited in the e2e tests.
-    return {**outbid_env, "OUTBID_REDIS_ENABLED": "false"}
+    return outbid_env
 
 
-def test_verify_passes_on_a_correct_history_and_reports_counts(
+@pytest.fixture
+def topics(applied: dict[str, str]) -> dict[str, str]:
+    # Most histories here are written to Kafka only (the Redis side is in the e2e tests too).
+    return {**applied, "OUTBID_REDIS_ENABLED": "false"}
+
+
+def verify_json(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
+    """Run `outbid verify --json`: its exit code, its stdout and the JSON report."""
+    report = tmp_path / "verify.json"
+    result = run_outbid("verify", "--json", str(report), *args, env=env)
+    found: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
+    return result.returncode, result.stdout, found
+
+
+def test_verify_passes_on_a_correct_history_and_reports_counts_per_check(
     topics: dict[str, str], prefix: str, tmp_path: Path
 ) -> None:
     write_history(topics, prefix)
-    report = tmp_path / "verify.json"
-    result = run_outbid("verify", "--json", str(report), env=topics)
-    assert result.returncode == 0, result.stdout
-    assert "all invariants hold" in result.stdout
-    counts = json.loads(report.read_text())["counts"]
+    code, stdout, report = verify_json(topics, tmp_path)
+    assert code == 0, stdout
+    assert "all invariants hold" in stdout
+    counts, checks = report["counts"], report["checks"]
     assert counts["commands"] == counts["commands_decided"] == 12 * 6 + 4
     assert counts["auctions"] == counts["highest_bids_keys"] == 12
+    assert report["ok"] is True
+    assert report["empty"] is False
+    assert checks["command_outcomes"] == {
+        "title": "every command has exactly one outcome (decision, duplicate, re-route or dead letter)",
+        "status": "ok",
+        "checked": 12 * 6 + 4,
+        "problems": 0,
+        "reason": None,
+    }
+    assert checks["seq_contiguous"]["checked"] == counts["events"]
+    assert checks["highest_bids"]["status"] == checks["auctions"]["status"] == "ok"
+    assert checks["highest_bids"]["checked"] == checks["auctions"]["checked"] == 12
+
+
+def test_verify_prints_skipped_with_why_for_checks_that_did_not_run(
+    topics: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    write_history(topics, prefix)  # no aggregate snapshots, no dead letters; Redis is off
+    code, stdout, report = verify_json(topics, tmp_path)
+    assert code == 0, stdout
+    assert "Redis read model == fold(events): skipped (OUTBID_REDIS_ENABLED is false)" in stdout
+    assert "Redis read model == fold(events): ok" not in stdout
+    assert (
+        "aggregate snapshots == fold(events) at their seq: skipped "
+        "(no aggregate snapshots in auction-snapshots)"
+    ) in stdout
+    assert "all invariants hold (3 check(s) skipped)" in stdout
+    checks = report["checks"]
+    assert checks["redis"] == {
+        "title": "Redis read model == fold(events)",
+        "status": "skipped",
+        "checked": 0,
+        "problems": 0,
+        "reason": "OUTBID_REDIS_ENABLED is false",
+    }
+    assert checks["aggregate_snapshots"]["status"] == "skipped"
+    assert checks["no_duplicate_dead_letters"]["status"] == "skipped"
+
+
+def test_verify_on_empty_topics_says_there_is_nothing_to_audit_and_exits_2(
+    topics: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    code, stdout, report = verify_json(topics, tmp_path)
+    assert code == 2, stdout
+    assert f"nothing to audit: no commands in {prefix}bid-commands" in stdout
+    assert "--allow-empty" in stdout
+    assert "all invariants hold" not in stdout
+    assert report["ok"] is False
+    assert report["empty"] is True
+    assert {c["status"] for c in report["checks"].values()} == {"skipped"}
+
+
+def test_verify_allow_empty_passes_an_empty_audit_and_says_it_was_empty(
+    topics: dict[str, str], tmp_path: Path
+) -> None:
+    code, stdout, report = verify_json(topics, tmp_path, "--allow-empty")
+    assert code == 0, stdout
+    assert "nothing to audit" in stdout
+    assert "(allowed by --allow-empty)" in stdout
+    assert report["empty"] is True
+
+
+def test_verify_audits_the_redis_read_model_and_reports_a_key_with_no_auction_in_the_log(
+    applied: dict[str, str], servers: Servers, prefix: str, tmp_path: Path
+) -> None:
+    views = write_history(applied, prefix)
+    redis_prefix = Settings(  # type: ignore[call-arg]
+        KAFKA_BOOTSTRAP_SERVERS=servers.kafka, topic_prefix=prefix
+    ).redis_prefix
+    client = redis.Redis.from_url(servers.redis)
+    try:
+        for view in [*views.values(), replace(views["A-1"], auction_id="GHOST-1")]:
+            keys, args = apply_call(redis_prefix, view, None, 0, None)
+            client.eval(APPLY_IF_NEWER, len(keys), *keys, *args)
+    finally:
+        client.close()
+    code, stdout, report = verify_json(applied, tmp_path)
+    assert code == 1, stdout
+    assert "redis_key_without_events" in stdout
+    assert f"{auction_key(redis_prefix, 'GHOST-1')}: auction GHOST-1 has no event" in stdout
+    assert "Redis read model == fold(events): 1 problem(s) in 13 checked" in stdout
+    assert report["checks"]["redis"]["status"] == "failed"
+    assert report["problems"].keys() == {"redis_key_without_events"}  # the 12 real ones match
+
+
+@pytest.mark.parametrize("how", ["source twice", "copy again"])
+def test_verify_reports_a_command_rerouted_twice(
+    topics: dict[str, str], prefix: str, tmp_path: Path, how: str
+) -> None:
+    write_history(topics, prefix)
+    write_reroutes(topics, prefix, how)
+    code, stdout, report = verify_json(topics, tmp_path)
+    assert code == 1, stdout
+    assert "command_rerouted_twice" in stdout
+    example = f"{prefix}bid-commands/0/"
+    assert example in report["problems"]["command_rerouted_twice"]["examples"][0]
+    assert report["problems"].keys() == {"command_rerouted_twice"}
+    assert report["checks"]["command_outcomes"]["status"] == "failed"
 
 
 @pytest.mark.parametrize(
-    ("corruption", "problem"),
+    ("corruption", "problem", "check"),
     [
-        ("duplicate", "duplicate_event"),
-        ("gap", "seq_gap"),
-        ("projection", "highest_bids_differs_from_fold"),
+        ("duplicate", "duplicate_event", "no_duplicate_events"),
+        ("gap", "seq_gap", "seq_contiguous"),
+        ("projection", "highest_bids_differs_from_fold", "highest_bids"),
     ],
 )
 def test_verify_names_each_kind_of_corruption(
-    topics: dict[str, str], prefix: str, corruption: str, problem: str
+    topics: dict[str, str], prefix: str, tmp_path: Path, corruption: str, problem: str, check: str
 ) -> None:
     write_history(topics, prefix, corrupt=corruption)
-    result = run_outbid("verify", env=topics)
-    assert result.returncode == 1, result.stdout
-    assert problem in result.stdout
-    assert "invariants violated" in result.stdout
+    code, stdout, report = verify_json(topics, tmp_path)
+    assert code == 1, stdout
+    assert problem in stdout
+    assert "invariants violated" in stdout
+    assert report["checks"][check]["status"] == "failed"
+    assert report["checks"][check]["problems"] >= 1
     if corruption == "projection":
-        assert "key A-7" in result.stdout  # the first differing key is named
+        assert "key A-7" in stdout  # the first differing key is named
