@@ -29,6 +29,7 @@ class ChaosResult:
     broker: Kill | None = None  # the broker kill, if it happened
     rebalances: int = 0
     load_seconds: float = 0.0
+    backlog: int | None = None  # records left to process when the load stopped
     catch_up_seconds: float = 0.0
     # after catch-up, until no partition had an open transaction (a killed worker's, aborted by
     # the broker at its transaction timeout when no restarted worker fenced it first)
@@ -84,6 +85,7 @@ class ChaosResult:
             "worker_exits": self.worker_exits,
             "worker_exit_details": [asdict(e) for e in self.exits],
             "rebalances": self.rebalances,
+            "backlog_at_load_end": self.backlog,
             "catch_up_seconds": round(self.catch_up_seconds, 1),
             "open_transactions_seconds": self.open_transactions_seconds,
             "lag": self.lag,
@@ -133,7 +135,7 @@ class ChaosResult:
             f"  lag on the commands topic after catch-up: {self.lag}",
             f"  kill -9: {self.worker_kills} worker(s) ({len(self.kills_skipped)} skipped), "
             f"{self.broker_kills} broker; {self.rebalances} assignments; "
-            f"catch-up {self.catch_up_seconds:.0f}s",
+            f"catch-up {self.catch_up_seconds:.0f}s (backlog {self.backlog} at load end)",
             f"  workers that stopped by themselves: {self.worker_exits}"
             + (f" ({exits})" if exits else ""),
         ]

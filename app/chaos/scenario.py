@@ -160,7 +160,9 @@ def run(
         )
         commands = [settings.topic(COMMANDS)]
         partitions = topics.partitions(COMMANDS)
-        result.catch_up_seconds = _catch_up(spec, workers, bootstrap, settings, partitions, say)
+        result.catch_up_seconds, result.backlog = _catch_up(
+            spec, workers, bootstrap, settings, partitions, say
+        )
         # The audit reads committed records only, up to each partition's last stable offset: a
         # transaction still open there (a killed worker's, until the broker aborts it after the
         # transaction timeout) would hide every later record. Audit once none is open.
@@ -263,11 +265,13 @@ def _catch_up(
     settings: Settings,
     partitions: int,
     say: Callable[[str], None],
-) -> float:
-    """Seconds until the group had no lag (seen three times in a row), or the timeout."""
+) -> tuple[float, int | None]:
+    """Seconds until the group had no lag (seen three times in a row), or the timeout; and the
+    lag first seen (what was left to process when the load stopped)."""
     began = time.monotonic()
     deadline = began + spec.catch_up_timeout_s
     zero_since: float | None = None
+    backlog: int | None = None
     quiet = failures = 0
     while time.monotonic() < deadline:
         workers.supervise("catch-up")
@@ -284,6 +288,7 @@ def _catch_up(
             time.sleep(1)
             continue
         failures = 0
+        backlog = remaining if backlog is None else backlog
         if remaining:
             quiet, zero_since = 0, None
             say(f"  {remaining} record(s) still to process")
@@ -291,9 +296,9 @@ def _catch_up(
             quiet += 1
             zero_since = zero_since or asked
             if quiet >= 3:
-                return zero_since - began
+                return zero_since - began, backlog
         time.sleep(1)
-    return time.monotonic() - began
+    return time.monotonic() - began, backlog
 
 
 def _retrying(read: Callable[[], int], attempts: int = 10) -> int:

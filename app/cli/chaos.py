@@ -32,6 +32,13 @@ from app.settings import get_settings
     help="Seconds between worker kills, on average.",
 )
 @click.option(
+    "--catch-up-timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(10),
+    help="Seconds the workers get to process what is left when the load stops.",
+)
+@click.option(
     "--seed",
     type=click.IntRange(0),
     help="Repeat a run's kill schedule and commands (printed at its start; random by default).",
@@ -47,6 +54,7 @@ def chaos_command(
     workers: int,
     brokers: int,
     kill_every: float,
+    catch_up_timeout: float,
     seed: int | None,
     json_file: Path | None,
     keep: bool,
@@ -62,6 +70,7 @@ def chaos_command(
         workers=workers,
         brokers=brokers,
         kill_every_s=kill_every,
+        catch_up_timeout_s=catch_up_timeout,
         seed=secrets.randbelow(1_000_000) if seed is None else seed,
     )
     source = source_revision()
