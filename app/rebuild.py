@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.snapshots.blobs import DirectoryBlobStore
 from app.snapshots.checkpoints import Policy, TableSnapshots
 from app.topics.spec import EVENTS, HIGHEST_BIDS_CHANGELOG
+from tables.store import META_KEYS
 
 TABLE = "highest_bids"
 Advance = Callable[[int], None]  # events folded since the last call
@@ -115,7 +116,8 @@ def rebuild(
         path = out / f"{TABLE}-{result.partition}.db"
         shutil.rmtree(path, ignore_errors=True)
         if result.snapshot is not None:
-            restored = service.restore(TABLE, result.partition, changelog, path)
+            live = (changelog, reader.incarnation(changelog))
+            restored = service.restore(TABLE, result.partition, live, path)
             if restored is None or restored.manifest_key != result.snapshot:
                 result.snapshot, result.start_offset = None, 0  # rejected: from the start
                 shutil.rmtree(path, ignore_errors=True)
@@ -175,7 +177,7 @@ def _compare_live(reader: TopicReader, changelog: str, result: PartitionResult, 
     db = Rdict(str(path), options=Options(raw_mode=True))
     try:
         items: Any = db.items()  # raw mode: bytes keys and values
-        rebuilt = {k: normalised_view(v) for k, v in items if not k.startswith(b"__faust")}
+        rebuilt = {k: normalised_view(v) for k, v in items if k not in META_KEYS}
     finally:
         db.close()
     live_norm = {k: normalised_view(v) for k, v in live.items()}

@@ -4,9 +4,11 @@ For each table of the partition, in order of preference:
 1. the local database, when it has one (it holds only committed state and its changelog offset);
 2. else the newest valid table snapshot (app/snapshots/checkpoints.py), unpacked in its place;
 3. else an empty database;
-then the committed changelog records after the database's offset. A database or snapshot whose
-offset is at or beyond the changelog's end belongs to another incarnation of the topic (deleted and
-re-created) and is discarded. Never a full changelog replay when a snapshot or local copy exists.
+then the committed changelog records after the database's offset. A database or snapshot of another
+incarnation of the topic (its recorded topic id or cluster id is not the live one: the topic was
+deleted and re-created, or this is another cluster), or whose offset is at or beyond the
+changelog's end, is discarded, whatever the offsets say. Never a full changelog replay when a
+valid snapshot or local copy exists.
 """
 
 from __future__ import annotations
@@ -48,22 +50,27 @@ def recover(
         started = time.perf_counter()
         db = tables.dbs[table.name]
         topic = topic_of(table)
+        live = reader.incarnation(topic)
         end = reader.end_offset(topic, tables.partition)
         start = "local" if db.offset >= 0 else "empty"
-        if db.offset >= end:
-            _discard(db, f"its offset {db.offset} is beyond the changelog's end {end}")
-            start = "empty"
+        if start == "local":
+            foreign = live.mismatch(*db.incarnation) or _beyond(db.offset, end)
+            if foreign is not None:
+                _discard(db, foreign)
+                start = "empty"
         if start == "empty" and snapshots is not None:
             db.close()
             shutil.rmtree(db.path, ignore_errors=True)
-            manifest = snapshots.restore(table.name, tables.partition, topic, db.path)
+            manifest = snapshots.restore(table.name, tables.partition, (topic, live), db.path)
             db.reopen()
             if manifest is not None:
                 start = "snapshot"
-                if db.offset >= end:
+                beyond = _beyond(db.offset, end)  # same topic, but truncated since
+                if beyond is not None:
                     metrics.SNAPSHOT_REJECTED.labels(table.name, "foreign").inc()
-                    _discard(db, f"the snapshot's offset {db.offset} is beyond the end {end}")
+                    _discard(db, f"the snapshot's {beyond}")
                     start = "empty"
+        db.claim(live.cluster_id, live.topic_id)
         replayed = _replay(db, reader, topic, tables.partition, end)
         metrics.RECOVERY_RECORDS.labels(table.name).inc(replayed)
         done.append(
@@ -78,8 +85,12 @@ def recover(
     return done
 
 
+def _beyond(offset: int, end: int) -> str | None:
+    return f"offset {offset} is beyond the changelog's end {end}" if offset >= end else None
+
+
 def _discard(db: TableDB, why: str) -> None:
-    log.warning("%s discarded (%s): another incarnation of the topic", db.path, why)
+    log.warning("%s discarded (%s): state of another incarnation of the topic", db.path, why)
     db.wipe()
 
 

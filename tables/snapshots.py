@@ -9,13 +9,14 @@ thread; archiving and uploading run in a background thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from app.settings import Settings
 from app.snapshots.blobs import DirectoryBlobStore
 from app.snapshots.checkpoints import Policy, TableSnapshots
+from app.topics.incarnation import Incarnation
 from tables import Table
 from tables.partition import TABLES, PartitionTables
 
@@ -40,11 +41,18 @@ def service_from(settings: Settings) -> TableSnapshots | None:
 
 class Checkpointer:
     def __init__(
-        self, service: TableSnapshots, folder: Path, topic_of: Callable[[Table], str]
+        self,
+        service: TableSnapshots,
+        folder: Path,
+        topic_of: Callable[[Table], str],
+        incarnations: Mapping[str, Incarnation],
     ) -> None:
+        """`incarnations`: each changelog's live incarnation, kept current by the engine (read
+        at every assignment); a snapshot records it, so it restores only into that topic."""
         self.service = service
         self.staging = folder / STAGING
         self.topic_of = topic_of
+        self.incarnations = incarnations
         self._publisher = ThreadPoolExecutor(1, thread_name_prefix="outbid-snapshots")
 
     def written(self, partition: int, counts: dict[str, int]) -> None:
@@ -69,7 +77,9 @@ class Checkpointer:
             for table in TABLES:
                 if taken >= limit:
                     return taken
-                if not self.service.due(table.name, tables.partition):
+                topic = self.topic_of(table)
+                live = self.incarnations.get(topic)
+                if live is None or not self.service.due(table.name, tables.partition):
                     continue
                 if found is None:
                     found = sources(tables.partition)
@@ -78,7 +88,7 @@ class Checkpointer:
                     table.name,
                     tables.partition,
                     db.db,
-                    self.topic_of(table),
+                    (topic, live),
                     db.offset,
                     found,
                     self.staging,

@@ -6,8 +6,10 @@ database on disk is always exactly "the changelog up to its stored offset": afte
 when a partition comes back after another worker owned it, recovery replays only the changelog
 after that offset (tables/recovery.py). Nothing uncommitted ever reaches it.
 
-The offset lives under faust's key (`__faust\\0offset__`, an ASCII integer), so table snapshots
-taken by earlier versions of outbid restore unchanged.
+The offset lives under faust's key (`__faust\\0offset__`, an ASCII integer). Beside it, the
+changelog topic's incarnation (app/topics/incarnation.py: cluster id and topic id): an offset of a
+deleted and re-created topic names other records, so recovery trusts a database only when its
+incarnation is the live topic's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 OFFSET_KEY = b"__faust\x00offset__"
+INCARNATION_KEY = b"__outbid\x00incarnation__"  # "cluster_id topic_id" of the changelog
+META_KEYS = frozenset({OFFSET_KEY, INCARNATION_KEY})
 MiB = 1024 * 1024
 
 
@@ -61,6 +65,19 @@ class TableDB:
         raw = self.db.get(OFFSET_KEY)
         return int(raw) if raw is not None else -1
 
+    @property
+    def incarnation(self) -> tuple[str, str]:
+        """(cluster id, topic id) of the changelog the database was built from; ("", "") unknown."""
+        raw = self.db.get(INCARNATION_KEY)
+        if raw is None:
+            return "", ""
+        cluster_id, _, topic_id = bytes(raw).decode().partition(" ")
+        return cluster_id, topic_id
+
+    def claim(self, cluster_id: str, topic_id: str) -> None:
+        """Record which changelog incarnation the database reflects from now on."""
+        self.db[INCARNATION_KEY] = f"{cluster_id} {topic_id}".encode()
+
     def get(self, key: bytes) -> bytes | None:
         with self._lock:
             if self._db is None:
@@ -82,7 +99,7 @@ class TableDB:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         items: Iterator[Any] = self.db.items()  # raw mode: (bytes, bytes)
         for key, value in items:
-            if key != OFFSET_KEY:
+            if key not in META_KEYS:
                 yield key, value
 
     def close(self) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from app.errors import KafkaUnavailableError
+from app.topics.admin import admin_client
+from app.topics.incarnation import Incarnation, incarnations
 
 # Short waits: a read ends with an empty poll when its last offset is a transaction marker
 # (never delivered), and recovery reads up to 3 tables x every assigned partition in a row.
@@ -41,6 +44,7 @@ class TopicReader:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
+        self._incarnations: dict[str, Incarnation] = {}
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -55,6 +59,12 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+    def incarnation(self, topic: str) -> Incarnation:
+        """The live topic's cluster and topic id (app/topics/incarnation.py), asked once per reader."""
+        if topic not in self._incarnations:
+            self._incarnations.update(incarnations(admin_client(self.bootstrap), [topic]))
+        return self._incarnations[topic]
 
     def partitions(self, topic: str) -> list[int]:
         try:
@@ -125,15 +135,30 @@ class TopicReader:
                     offset = int(msg.offset() or 0)
                     if offset >= end:
                         return
-                    headers: list[tuple[str, bytes | None]] = msg.headers() or []  # type: ignore[assignment]
-                    yield Record(
-                        partition,
-                        offset,
-                        msg.key(),
-                        msg.value(),
-                        {k: v for k, v in headers if v is not None},
-                    )
+                    yield Record(partition, offset, msg.key(), msg.value(), headers_of(msg))
                     if offset >= end - 1:
                         return
         finally:
             self.consumer.unassign()
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    """The record's headers that have a value (of a repeated name, the last); none at all when a
+    name is not UTF-8, which Kafka allows and `kcat -H` sends.
+
+    confluent-kafka 2.x (c_headers_to_py, confluent_kafka.c) returns such headers as a list with
+    a NULL where the name should be and the UnicodeDecodeError left pending: touching the list
+    crashes the interpreter (SIGSEGV), and the error is raised by whatever runs next. A ctypes
+    call to CPython checks the error indicator on return (PyDLL) and raises it here, before the
+    list is used.
+    """
+    try:
+        headers: list[tuple[str, bytes | None]] = msg.headers() or []  # type: ignore[assignment]
+        _error_pending()
+    except UnicodeDecodeError:
+        return {}
+    return {k: v for k, v in headers if v is not None}
+
+
+_error_pending = ctypes.pythonapi.PyErr_Occurred
+_error_pending.restype = ctypes.c_void_p  # the exception's type, unused: the call raises it

@@ -69,7 +69,9 @@ def up(brokers: int, workers: int, kafka_port: int | None, redis_port: int | Non
 
 @dev.command()
 @click.option(
-    "--wipe", is_flag=True, help="Also delete the stack's data (topics, Redis data, worker state)."
+    "--wipe",
+    is_flag=True,
+    help="Also delete the stack's data (topics, Redis data, worker state, table snapshots).",
 )
 def down(wipe: bool) -> None:
     """Stop every process `outbid dev up` started."""

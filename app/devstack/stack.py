@@ -155,6 +155,10 @@ def down(settings: Settings, wipe: bool = False) -> list[str]:
     if wipe:
         for sub in ("kafka", "redis", "workers"):
             shutil.rmtree(settings.state_dir / sub, ignore_errors=True)
+        # The stack's table snapshots are of the topics just deleted: a new cluster's workers
+        # would reject them as foreign anyway (app/topics/incarnation.py), but they cost a lookup
+        # at every assignment and disk until retention. A shared snapshot folder keeps other apps'.
+        shutil.rmtree(settings.snapshot_root / settings.group_id, ignore_errors=True)
     return stopped
 
 

@@ -49,6 +49,7 @@ from app.errors import OutbidError
 from app.readmodel import BlockingReadModel
 from app.settings import Settings
 from app.snapshots import aggregates as aggregate_snapshots
+from app.topics.incarnation import Incarnation
 from app.topics.spec import COMMANDS, SNAPSHOTS
 from tables import Table
 from tables.partition import TABLES, PartitionTables
@@ -93,8 +94,13 @@ class Engine:
         self.producer = kafka.producer(settings, instance)
         self.redis = RedisSink(BlockingReadModel(settings)) if settings.redis_enabled else None
         snapshots = service_from(settings)
+        # Each changelog's and the event log's live incarnation (topic and cluster id), read at
+        # every assignment: snapshots record it and restore only into the topic they came from.
+        self.incarnations: dict[str, Incarnation] = {}
         self.checkpoints = (
-            Checkpointer(snapshots, tabledir, self.changelog_topic) if snapshots else None
+            Checkpointer(snapshots, tabledir, self.changelog_topic, self.incarnations)
+            if snapshots
+            else None
         )
         self._rocksdb = rocksdb_options(Cache(settings.table_cache_mb * MiB))
         self.partitions: dict[int, PartitionTables] = {}  # recovered: processed and served
@@ -347,8 +353,11 @@ class Engine:
 
     def _write_snapshots(self, due: list[PendingSnapshot]) -> None:
         """Aggregate snapshots whose last event is committed, with that event's offset."""
+        events = self.topics[Destination.EVENTS]
         for snap in due:
-            value = aggregate_snapshots.encode(snap.state, snap.partition, snap.where[0])
+            value = aggregate_snapshots.encode(
+                snap.state, snap.partition, snap.where[0], self.incarnations[events]
+            )
             self.producer.produce(self.snapshots_topic, key=snap.key, value=value)
 
     def _commit_transaction(self) -> None:
@@ -506,6 +515,9 @@ class Engine:
             consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S)
             reader = TopicReader(self.settings.kafka_bootstrap_servers)
             try:
+                events = self.topics[Destination.EVENTS]
+                for topic in [events, *map(self.changelog_topic, TABLES)]:
+                    self.incarnations[topic] = reader.incarnation(topic)
                 for tp in fresh:
                     self._recover(reader, tp.partition)
             finally:

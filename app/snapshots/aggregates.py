@@ -3,8 +3,9 @@
 Every N events of an auction the command handler writes its state with the seq and the
 `auction-events` offset of the last event it reflects, in the same transaction as the events.
 Loading an aggregate = its latest snapshot + the events after that offset; a snapshot that is
-unreadable or of a newer format is not guessed at: the aggregate is folded from the event log,
-with a warning and a metric.
+unreadable, of a newer format, or of another incarnation of `auction-events` (its topic id or
+cluster id is not the live one: the offset it names would point at other events) is not guessed
+at: the aggregate is folded from the event log, with a warning and a metric.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.audit.reader import TopicReader
 from app.domain import AuctionState, decode_event, decode_state, encode_state, evolve
 from app.errors import InvalidMessage, SnapshotError
 from app.snapshots.manifest import versioned_json
+from app.topics.incarnation import Incarnation
 from app.topics.partitioner import partition_for
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class AggregateSnapshot:
     state: AuctionState
     events_partition: int
     events_offset: int  # offset of the last event the state reflects
+    cluster_id: str = ""  # the incarnation of auction-events it was taken from ("": older outbid)
+    events_topic_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,9 @@ def due(old_version: int, new_version: int, every: int) -> bool:
     return every > 0 and new_version // every > old_version // every
 
 
-def encode(state: AuctionState, events_partition: int, events_offset: int) -> bytes:
+def encode(
+    state: AuctionState, events_partition: int, events_offset: int, events: Incarnation
+) -> bytes:
     return orjson.dumps(
         {
             "format": FORMAT,
@@ -53,6 +59,8 @@ def encode(state: AuctionState, events_partition: int, events_offset: int) -> by
             "seq": state.version,
             "events_partition": events_partition,
             "events_offset": events_offset,
+            "cluster_id": events.cluster_id,
+            "events_topic_id": events.topic_id,
             "state": orjson.Fragment(encode_state(state)),
         }
     )
@@ -62,12 +70,26 @@ def decode(raw: bytes) -> AggregateSnapshot:
     doc: Any = versioned_json(raw, "aggregate snapshot", FORMAT)
     try:
         state = decode_state(orjson.dumps(doc["state"]))
-        snapshot = AggregateSnapshot(state, int(doc["events_partition"]), int(doc["events_offset"]))
+        snapshot = AggregateSnapshot(
+            state,
+            int(doc["events_partition"]),
+            int(doc["events_offset"]),
+            str(doc.get("cluster_id", "")),
+            str(doc.get("events_topic_id", "")),
+        )
     except (KeyError, TypeError, ValueError, InvalidMessage) as exc:
         raise SnapshotError(f"aggregate snapshot without a usable state: {exc}") from exc
     if state.version != doc.get("seq"):
         raise SnapshotError(f"aggregate snapshot seq {doc.get('seq')} != state {state.version}")
     return snapshot
+
+
+def foreign_to(snapshot: AggregateSnapshot, live: Incarnation, end: int) -> str | None:
+    """Why `snapshot` is not of the live event log (whose partition ends at `end`), or None."""
+    foreign = live.mismatch(snapshot.cluster_id, snapshot.events_topic_id)
+    if foreign is None and snapshot.events_offset >= end:
+        foreign = f"its event offset {snapshot.events_offset} is beyond the log's end {end}"
+    return foreign
 
 
 def load(
@@ -81,6 +103,7 @@ def load(
     """One aggregate from its latest snapshot plus the events after it (or from all events)."""
     partition = partition_for(auction_id.encode(), len(reader.partitions(events_topic)))
     key = auction_id.encode()
+    end = reader.end_offset(events_topic, partition)
     snapshot = None
     for record in reader.read(
         snapshots_topic, partition, reader.end_offset(snapshots_topic, partition)
@@ -92,10 +115,20 @@ def load(
                 metrics.AGGREGATE_SNAPSHOT_FALLBACKS.labels("unreadable").inc()
                 log.warning("%s: %s; folding the event log instead", auction_id, exc)
                 snapshot = None
+    if snapshot is not None:
+        foreign = foreign_to(snapshot, reader.incarnation(events_topic), end)
+        if foreign is not None:
+            metrics.AGGREGATE_SNAPSHOT_FALLBACKS.labels("foreign").inc()
+            log.warning(
+                "%s: snapshot of another %s (%s); folding the event log instead",
+                auction_id,
+                events_topic,
+                foreign,
+            )
+            snapshot = None
     state = snapshot.state if snapshot else AuctionState.empty(auction_id)
     start = snapshot.events_offset + 1 if snapshot else 0
     replayed = 0
-    end = reader.end_offset(events_topic, partition)
     for record in reader.read(events_topic, partition, end, start=start):
         if record.key != key or record.value is None:
             continue

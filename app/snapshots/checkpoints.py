@@ -10,9 +10,10 @@ A snapshot exists only once its manifest does; a worker killed at any point leav
 `.partial` file or an archive without a manifest, which nothing loads and retention removes.
 
 Restoring: when a worker opens a table partition it has no trusted local database for, the
-newest snapshot whose archive matches its manifest's size and sha256 is unpacked in its place.
-A corrupt, partial or unknown-format snapshot is skipped with a warning and a metric; with none
-left, recovery replays the whole changelog (tables/recovery.py).
+newest snapshot of the live changelog (same topic id and cluster: a re-created topic's offsets
+name other records) whose archive matches its manifest's size and sha256 is unpacked in its
+place. A foreign, corrupt, partial or unknown-format snapshot is skipped with a warning and a
+metric; with none left, recovery replays the whole changelog (tables/recovery.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app import metrics
 from app.errors import SnapshotError
 from app.snapshots.blobs import BlobStore
 from app.snapshots.manifest import Manifest, file_sha256
+from app.topics.incarnation import Incarnation
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE_S = 600.0  # an archive without manifest this old is a dead upload, not one in flight
@@ -103,7 +105,7 @@ class TableSnapshots:
         table: str,
         partition: int,
         db: Any,
-        changelog_topic: str,
+        changelog: tuple[str, Incarnation],
         changelog_offset: int,
         source_offsets: dict[str, int],
         staging: Path,
@@ -123,11 +125,14 @@ class TableSnapshots:
         self._writes.pop(key, None)
         self._since.pop(key, None)
         self._busy.add(key)
+        changelog_topic, incarnation = changelog
         manifest = Manifest(
             app_id=self.app_id,
             table=table,
             partition=partition,
             changelog_topic=changelog_topic,
+            cluster_id=incarnation.cluster_id,
+            changelog_topic_id=incarnation.topic_id,
             changelog_offset=changelog_offset,
             source_offsets=dict(source_offsets),
             created_at=time.time(),
@@ -211,19 +216,19 @@ class TableSnapshots:
         return found
 
     def restore(
-        self, table: str, partition: int, changelog_topic: str, dest: Path
+        self, table: str, partition: int, changelog: tuple[str, Incarnation], dest: Path
     ) -> Manifest | None:
-        """Unpack the newest valid snapshot of `table[partition]` at `dest` (which must not exist)."""
+        """Unpack the newest valid snapshot of `table[partition]` at `dest` (which must not exist)
+        taken from this very changelog: same topic name, topic id and cluster."""
+        changelog_topic, incarnation = changelog
         for manifest in self.manifests(table, partition):
-            if manifest.changelog_topic != changelog_topic:
-                _reject(
-                    table,
-                    "foreign",
-                    SnapshotError(
-                        f"{manifest.manifest_key} is of {manifest.changelog_topic}, "
-                        f"not {changelog_topic}"
-                    ),
-                )
+            foreign = (
+                f"it is of {manifest.changelog_topic}, not {changelog_topic}"
+                if manifest.changelog_topic != changelog_topic
+                else incarnation.mismatch(manifest.cluster_id, manifest.changelog_topic_id)
+            )
+            if foreign is not None:
+                _reject(table, "foreign", SnapshotError(f"{manifest.manifest_key}: {foreign}"))
                 continue
             started = time.perf_counter()
             archive = dest.with_name(f"{dest.name}.{uuid.uuid4().hex}.tar")

@@ -30,6 +30,10 @@ class Manifest:
     sha256: str = ""
     worker: str = ""
     format: int = FORMAT
+    # The changelog's incarnation (app/topics/incarnation.py): a snapshot restores only into the
+    # topic it was taken from, never into a re-created one however long. Empty: an older outbid.
+    cluster_id: str = ""
+    changelog_topic_id: str = ""
 
     @property
     def prefix(self) -> str:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from rocksdict import Options, Rdict
 
+from app import metrics
 from app.audit.reader import TopicReader
 from app.chaos import lag
 from app.devstack.workers import get_json
@@ -24,6 +25,7 @@ from app.producers import command_producer
 from app.settings import Settings
 from app.snapshots import aggregates
 from app.snapshots.manifest import Manifest
+from app.topics.incarnation import Incarnation
 from tests.conftest import OUTBID, run_outbid
 from tests.e2e.conftest import Pipeline, read_all
 
@@ -31,6 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TABLES = ("auctions", "highest_bids")
 OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
+INCARNATION_KEY = b"__outbid\0incarnation__"
 
 
 def snapshot_env(line: Pipeline, tmp: Path) -> Path:
@@ -200,6 +203,8 @@ def assert_snapshots_equal_changelog_prefix(
         finally:
             db.close()
         assert stored.pop(OFFSET_KEY, b"-1") == str(manifest.changelog_offset).encode()
+        incarnation = f"{manifest.cluster_id} {manifest.changelog_topic_id}".encode()
+        assert stored.pop(INCARNATION_KEY) == incarnation  # the database knows its changelog too
         assert stored == prefix, f"{manifest.archive_key} is not its changelog prefix"
     assert checked, f"every snapshot of {table} was pruned while it was checked"
 
@@ -283,6 +288,23 @@ def test_aggregate_snapshots_load_and_are_audited(pipeline: Pipeline, tmp_path: 
         assert fallback.snapshot is None
         assert fallback.events_replayed == folded[busiest].version
         assert fallback.state == folded[busiest]
+
+        # A readable snapshot of another incarnation of auction-events (a re-created topic):
+        # its offset names other events, so loading folds the log instead.
+        good = loaded.snapshot
+        live = reader.incarnation(events)
+        foreign_ids = Incarnation(live.cluster_id, "re-created-topic-id")
+        foreign = aggregates.encode(
+            good.state, good.events_partition, good.events_offset, foreign_ids
+        )
+        producer.produce(snapshots, key=busiest.encode(), value=foreign)
+        producer.flush(10)
+        counted = metrics.AGGREGATE_SNAPSHOT_FALLBACKS.labels("foreign")
+        before = counted._value.get()
+        refused = aggregates.load(reader, snapshots, events, busiest, max_recent=128)
+        assert refused.snapshot is None
+        assert counted._value.get() == before + 1
+        assert refused.state == folded[busiest]
     finally:
         reader.close()
     done = run_outbid("verify", env=pipeline.env, timeout=300)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from rocksdict import Options, Rdict
 
@@ -12,8 +13,11 @@ from app.errors import SnapshotError
 from app.snapshots.blobs import DirectoryBlobStore
 from app.snapshots.checkpoints import Policy, TableSnapshots
 from app.snapshots.manifest import Manifest
+from app.topics.incarnation import Incarnation
 
 OFFSET_KEY = b"__faust\0offset__"
+LIVE = Incarnation("cluster-1", "topic-id-1")
+CHANGELOG = ("app-t-changelog", LIVE)
 
 
 def make_db(path: Path, items: dict[bytes, bytes], offset: int) -> Rdict:
@@ -43,9 +47,7 @@ def service(
 
 
 def take(snaps: TableSnapshots, db: Rdict, offset: int) -> Manifest:
-    captured = snaps.capture(
-        "t", 0, db, "app-t-changelog", offset, {"src": offset + 1}, db_staging(db)
-    )
+    captured = snaps.capture("t", 0, db, CHANGELOG, offset, {"src": offset + 1}, db_staging(db))
     published = snaps.publish(captured)
     assert published is not None
     return published
@@ -84,7 +86,7 @@ def test_publish_then_restore_round_trip(tmp_path: Path) -> None:
     assert not list((tmp_path / "staging").glob("*"))  # nothing left behind
 
     dest = tmp_path / "restored"
-    restored = snaps.restore("t", 0, "app-t-changelog", dest)
+    restored = snaps.restore("t", 0, CHANGELOG, dest)
     assert restored == manifest
     assert read(dest) == {b"a": b"1", b"b": b"2", OFFSET_KEY: b"41"}
 
@@ -100,7 +102,7 @@ def test_restore_takes_the_newest_valid_and_skips_corrupt(tmp_path: Path) -> Non
     archive = tmp_path / "store" / newer.archive_key
     archive.write_bytes(archive.read_bytes()[:100])  # truncated upload
     dest = tmp_path / "restored"
-    assert snaps.restore("t", 0, "app-t-changelog", dest) == old
+    assert snaps.restore("t", 0, CHANGELOG, dest) == old
     assert read(dest)[b"a"] == b"1"
 
 
@@ -114,9 +116,51 @@ def test_no_valid_snapshot_means_changelog_recovery(tmp_path: Path) -> None:
     data[-1] ^= 1  # same size, wrong checksum
     archive.write_bytes(bytes(data))
     dest = tmp_path / "restored"
-    assert snaps.restore("t", 0, "app-t-changelog", dest) is None
+    assert snaps.restore("t", 0, CHANGELOG, dest) is None
     assert not dest.exists()
-    assert snaps.restore("t", 0, "other-changelog", dest) is None  # never another topic's state
+    assert (
+        snaps.restore("t", 0, ("other-changelog", LIVE), dest) is None
+    )  # never another topic's state
+
+
+@pytest.mark.parametrize(
+    ("live", "why"),
+    [
+        (
+            Incarnation("cluster-1", "topic-id-2"),
+            "topic id topic-id-1, the live topic is topic-id-2",
+        ),
+        (Incarnation("cluster-2", "topic-id-1"), "cluster cluster-1, this is cluster cluster-2"),
+    ],
+)
+def test_a_snapshot_of_another_topic_incarnation_is_rejected_as_foreign(
+    tmp_path: Path, live: Incarnation, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app import metrics  # noqa: PLC0415
+
+    snaps = service(tmp_path)
+    db = make_db(tmp_path / "live", {b"a": b"1"}, offset=1)
+    take(snaps, db, 1)
+    db.close()
+    rejected = metrics.SNAPSHOT_REJECTED.labels("t", "foreign")
+    before = rejected._value.get()
+    assert snaps.restore("t", 0, ("app-t-changelog", live), tmp_path / "restored") is None
+    assert rejected._value.get() == before + 1
+    assert why in caplog.text  # the log line names the mismatch
+    assert not (tmp_path / "restored").exists()
+
+
+def test_a_snapshot_without_a_topic_id_is_foreign(tmp_path: Path) -> None:
+    snaps = service(tmp_path)
+    db = make_db(tmp_path / "live", {b"a": b"1"}, offset=1)
+    manifest = take(snaps, db, 1)
+    db.close()
+    stored = tmp_path / "store" / manifest.manifest_key  # as an older outbid wrote it
+    doc = orjson.loads(stored.read_bytes())
+    del doc["cluster_id"], doc["changelog_topic_id"]
+    stored.write_bytes(orjson.dumps(doc))
+    assert snaps.manifests("t", 0)[0].changelog_topic_id == ""
+    assert snaps.restore("t", 0, CHANGELOG, tmp_path / "restored") is None
 
 
 def test_a_crash_mid_upload_leaves_no_snapshot(tmp_path: Path) -> None:
@@ -130,12 +174,12 @@ def test_a_crash_mid_upload_leaves_no_snapshot(tmp_path: Path) -> None:
             super().put(key, source)
 
     snaps.blobs = DiesBeforeManifest(tmp_path / "store")
-    captured = snaps.capture("t", 0, db, "app-t-changelog", 1, {}, db_staging(db))
+    captured = snaps.capture("t", 0, db, CHANGELOG, 1, {}, db_staging(db))
     assert snaps.publish(captured) is None
     (tmp_path / "store" / "app/t/0/x.tar.partial").write_bytes(b"half")  # killed mid-copy
     snaps.blobs = DirectoryBlobStore(tmp_path / "store")
     assert snaps.manifests("t", 0) == []
-    assert snaps.restore("t", 0, "app-t-changelog", tmp_path / "restored") is None
+    assert snaps.restore("t", 0, CHANGELOG, tmp_path / "restored") is None
     assert all(not k.endswith(".partial") for k in snaps.blobs.list("app/"))
     db.close()
 
