@@ -30,6 +30,7 @@ from app.domain import (
 )
 from app.errors import InvalidMessage, SequenceError, SnapshotError
 from app.snapshots import aggregates as aggregate_snapshots
+from app.topics.incarnation import Incarnation
 
 # Findings is re-exported: app/chaos.py imports it from here.
 __all__ = [
@@ -160,22 +161,28 @@ class PartitionAudit:
         f.counts[f"events_{event.TYPE}"] += 1
 
     # --- aggregate snapshots: each equals the fold at its seq ------------------------
-    def snapshots(self, records: Iterable[Record]) -> None:
-        """Read before the events: the latest snapshot of each auction, checked during the fold."""
+    def snapshots(self, records: Iterable[Record], events: Incarnation, events_end: int) -> None:
+        """Read before the events: the latest snapshot of each auction, checked during the fold.
+        `events`: the live event log's incarnation; a snapshot of another one names offsets of
+        other events (a re-created topic) and is a problem of its own."""
         for record in records:
             if record.key is None or record.value is None:
                 continue
             self.findings.counts["aggregate_snapshots"] += 1
             self.findings.examined["aggregate_snapshots"] += 1
+            where = f"auction-snapshots[{self.partition}]@{record.offset}"
             try:
-                self.pending_snapshots[record.key.decode()] = aggregate_snapshots.decode(
-                    record.value
-                )
+                snapshot = aggregate_snapshots.decode(record.value)
             except SnapshotError as exc:
+                self.findings.problem("aggregate_snapshot_unreadable", f"{where}: {exc}")
+                continue
+            foreign = aggregate_snapshots.foreign_to(snapshot, events, events_end)
+            if foreign is not None:
                 self.findings.problem(
-                    "aggregate_snapshot_unreadable",
-                    f"auction-snapshots[{self.partition}]@{record.offset}: {exc}",
+                    "aggregate_snapshot_foreign", f"{where} (auction {record.key!r}): {foreign}"
                 )
+                continue
+            self.pending_snapshots[record.key.decode()] = snapshot
 
     def _check_snapshot(self, auction_id: str, offset: int) -> None:
         snapshot = self.pending_snapshots.get(auction_id)

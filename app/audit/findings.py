@@ -83,6 +83,7 @@ CHECKS = (
         "aggregate snapshots == fold(events) at their seq",
         (
             "aggregate_snapshot_unreadable",
+            "aggregate_snapshot_foreign",
             "aggregate_snapshot_differs",
             "aggregate_snapshot_without_events",
         ),

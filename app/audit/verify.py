@@ -64,7 +64,11 @@ def verify(settings: Settings, *, live: bool = False, progress: Progress | None 
             audit.live, audit.committed_offset = live, committed.get(p, 0)
             for record in reader.read(topic(COMMANDS), p, commands_end[p]):
                 audit.command(record)
-            audit.snapshots(reader.read(topic(SNAPSHOTS), p, snapshots_end.get(p, 0)))
+            audit.snapshots(
+                reader.read(topic(SNAPSHOTS), p, snapshots_end.get(p, 0)),
+                reader.incarnation(topic(EVENTS)),
+                events_end.get(p, 0),
+            )
             for record in reader.read(topic(EVENTS), p, events_end.get(p, 0)):
                 audit.event(record)
             audit.settle_snapshots()

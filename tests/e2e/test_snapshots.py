@@ -310,3 +310,4 @@ def test_aggregate_snapshots_load_and_are_audited(pipeline: Pipeline, tmp_path: 
     done = run_outbid("verify", env=pipeline.env, timeout=300)
     assert done.returncode == 1
     assert "aggregate_snapshot_unreadable" in done.stdout + done.stderr
+    assert "aggregate_snapshot_foreign" in done.stdout + done.stderr  # named, not folded in
