@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-
-mpl.use("Agg")  # no display: a file only
-
-import matplotlib.pyplot as plt
+from bench.plotting import use_agg
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    use_agg()
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - the bench extra, after use_agg()
+
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.27
     xs = range(len(rows))

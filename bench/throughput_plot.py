@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-
-mpl.use("Agg")  # no display: a file only
-
-import matplotlib.pyplot as plt
+from bench.plotting import use_agg
 
 QUANTILES = (("p50_ms", "#2a9d8f"), ("p99_ms", "#e76f51"), ("p999_ms", "#6d597a"))
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
+    use_agg()
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - the bench extra, after use_agg()
+
     fig, (bars, curve) = plt.subplots(1, 2, figsize=(14, 5.5))
     labels, values, colours = [], [], []
 

@@ -30,9 +30,9 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 stamp=.venv/.outbid-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  echo "==> pip install -e .[test]"
+  echo "==> pip install -e .[test,bench]"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,bench]'
   touch "$stamp"
 fi
 echo "==> Apache Kafka jars (Maven Central, cached in ~/.cache/outbid)"

@@ -74,3 +74,14 @@ def test_grafana_dashboard_only_queries_metrics_the_workers_export() -> None:
     assert queried <= exported, f"unknown metrics in the dashboard: {queried - exported}"
     grafana = COMPOSE["services"]["grafana"]
     assert any("provisioning" in volume for volume in grafana["volumes"])
+
+
+def test_the_image_listens_everywhere_but_advertises_its_host_name() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    (cmd,) = (
+        line.removeprefix("CMD ") for line in dockerfile.splitlines() if line.startswith("CMD")
+    )
+    # Without --web-host, faust's web_host is the host name, and the canonical URL a worker puts
+    # in its client id (app/engine/kafka.py) is one the other workers can reach; 0.0.0.0 is not.
+    assert "--web-host" not in yaml.safe_load(cmd)
+    assert re.search(r"^ENV .*\bOUTBID_WEB_BIND=0\.0\.0\.0\b", dockerfile, re.MULTILINE)
