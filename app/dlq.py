@@ -4,7 +4,8 @@ Reads bid-commands-dlq (read_committed) from this replay's committed position up
 offsets taken at the start, re-produces each selected record to bid-commands with its original
 key and bytes (plus an `outbid.replayed-from` header), and commits the DLQ position in the same
 Kafka transaction: a crash mid-replay neither loses nor doubles a record. Each `--reason`
-selection has its own consumer group, so replaying one reason leaves the others for later.
+selection has its own consumer group, so replaying one reason leaves the others for later. A
+record parked cut short (too big to write again: `outbid.truncated`) is skipped, never re-driven.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from agents.dead_letters import REASON
+from agents.dead_letters import REASON, TRUNCATED
+from app.audit.reader import headers_of
 from app.errors import KafkaUnavailableError
 from app.producers import command_producer
 from app.retry import Backoff
@@ -146,8 +148,11 @@ def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicParti
 
 
 def _select(msg: Any, reasons: frozenset[str], report: ReplayReport) -> bool:
-    headers = {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
+    headers = headers_of(msg)
     reason = headers.get(REASON, b"unknown").decode(errors="replace")
+    if TRUNCATED in headers:  # parked cut short (agents/dead_letters.py): not the original bytes
+        report.skipped[f"{reason} (truncated)"] += 1
+        return False
     if reasons and reason not in reasons:
         report.skipped[reason] += 1
         return False

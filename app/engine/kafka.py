@@ -42,6 +42,9 @@ def consumer(settings: Settings, instance: str, url: str) -> Consumer:
             "isolation.level": "read_committed",  # aborted commands are not commands
             "session.timeout.ms": int(settings.session_timeout_s * 1000),
             "heartbeat.interval.ms": int(settings.session_timeout_s * 200),
+            # Batches of any codec (gzip, snappy, lz4, zstd) are decoded: the wheel's librdkafka is
+            # built with all four (tests/e2e/test_codecs.py). A batch larger than the fetch limits
+            # still comes back whole (KIP-74), and bid-commands' max.message.bytes bounds it.
             "fetch.max.bytes": 16 * 1024 * 1024,
             "fetch.wait.max.ms": 10,  # a trickle of commands must not wait 500 ms for a batch
             "logger": logging.getLogger("librdkafka"),
