@@ -12,8 +12,9 @@ the partition's tables:
   the input offsets with the group's metadata (KIP-447: a member that lost its partitions is
   fenced by the generation), then commit; only then are the changes written to RocksDB, and then
   to Redis (idempotent by seq). An abort forgets them and rewinds to the committed offsets;
-- on assignment a partition's tables are recovered (tables/recovery.py) before it is processed;
-  on revoke the open transaction commits first (its records are still ours).
+- on assignment a partition's tables are recovered before it is processed (app/engine/assignment.py
+  owns the partitions and the rebalance rules); on revoke the open transaction commits first (its
+  records are still ours), on a loss it aborts.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from agents.bid_rate import WINDOW_S
 from agents.records import Destination, Incoming, Outcome, Output
 from agents.step import CommandStep, utc_now
 from app import metrics
-from app.audit.reader import TopicReader
 from app.engine import kafka
+from app.engine.assignment import Assignment
 from app.engine.redis_sink import RedisSink
 from app.engine.transaction import PendingSnapshot, Transaction
 from app.errors import OutbidError
@@ -53,7 +54,6 @@ from app.topics.incarnation import Incarnation
 from app.topics.spec import COMMANDS, SNAPSHOTS
 from tables import Table
 from tables.partition import TABLES, PartitionTables
-from tables.recovery import recover
 from tables.snapshots import Checkpointer, service_from
 from tables.store import MiB, rocksdb_options
 
@@ -84,7 +84,6 @@ class Engine:
         self.snapshots_topic = settings.topic(SNAPSHOTS)
         self.topics = {d: settings.topic(d.value) for d in Destination}
         self.group = settings.group_id
-        self.tabledir = tabledir
         self.step = CommandStep(
             max_recent=settings.recent_commands,
             snapshot_every=settings.aggregate_snapshot_every,
@@ -94,19 +93,26 @@ class Engine:
         self.producer = kafka.producer(settings, instance)
         self.redis = RedisSink(BlockingReadModel(settings)) if settings.redis_enabled else None
         snapshots = service_from(settings)
-        # Each changelog's and the event log's live incarnation (topic and cluster id), read at
-        # every assignment: snapshots record it and restore only into the topic they came from.
+        # each changelog's and the event log's live incarnation: read by the assignment at every
+        # assignment, recorded in snapshots (they restore only into the topic they came from)
         self.incarnations: dict[str, Incarnation] = {}
         self.checkpoints = (
             Checkpointer(snapshots, tabledir, self.changelog_topic, self.incarnations)
             if snapshots
             else None
         )
-        self._rocksdb = rocksdb_options(Cache(settings.table_cache_mb * MiB))
-        self.partitions: dict[int, PartitionTables] = {}  # recovered: processed and served
-        self.recovering: set[int] = set()
-        self.generation = 0  # rebalances seen; the web views refresh their owners on a change
-        self.lock = threading.Lock()  # guards `partitions` for readers on other threads
+        self.assignment = Assignment(
+            settings,
+            tabledir,
+            rocksdb_options(Cache(settings.table_cache_mb * MiB)),
+            self.changelog_topic,
+            self.topics[Destination.EVENTS],
+            self.checkpoints,
+            self.redis.submit if self.redis is not None else None,
+            self.incarnations,
+        )
+        # recovered partitions (processed and served); changed only on this thread
+        self.partitions = self.assignment.partitions
         self.txn = Transaction()
         self._snapshots_due: list[PendingSnapshot] = []  # aggregate snapshots for the next txn
         self._stopping = threading.Event()
@@ -123,13 +129,16 @@ class Engine:
 
     def serving(self, partition: int) -> PartitionTables | None:
         """The partition's tables when this worker owns it and has recovered it."""
-        with self.lock:
-            return self.partitions.get(partition)
+        return self.assignment.serving(partition)
 
-    def assignment(self) -> tuple[list[int], list[int]]:
+    def assigned(self) -> tuple[list[int], list[int]]:
         """(recovered and processing, recovering)."""
-        with self.lock:
-            return sorted(self.partitions), sorted(self.recovering)
+        return self.assignment.state()
+
+    @property
+    def generation(self) -> int:
+        """Changes at every rebalance step: the web views refresh their owners on a change."""
+        return self.assignment.generation
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -175,10 +184,7 @@ class Engine:
         self.producer.flush(10)
         if self.checkpoints is not None:
             self.checkpoints.close()
-        with self.lock:
-            for tables in self.partitions.values():
-                tables.close()
-            self.partitions.clear()
+        self.assignment.close()
         if self.redis is not None:
             self.redis.close()
 
@@ -188,8 +194,7 @@ class Engine:
             self._begin()
             self._commit()
         if self.checkpoints is not None and now - self._idle_checkpoint >= IDLE_CHECKPOINT_S:
-            with self.lock:
-                partitions = list(self.partitions.values())
+            partitions = list(self.partitions.values())
             if not self.checkpoints.capture_due(partitions, self._sources):
                 self._idle_checkpoint = now  # none left due: look again in a few seconds
         if now - self._lag_refreshed >= LAG_EVERY_S:
@@ -400,15 +405,7 @@ class Engine:
                 self.checkpoints.written(partition, {t: len(r) for t, r in changes.records.items()})
         for tables in self.partitions.values():
             tables.rolled_back()  # entries read but unchanged (duplicates) are not kept dirty
-        metrics.TRANSACTION_RECORDS.observe(sum(txn.outcomes.values()))
-        for outcome, count in txn.outcomes.items():
-            metrics.COMMANDS.labels(outcome).inc(count)
-        for kind, count in txn.events.items():
-            metrics.EVENTS.labels(kind).inc(count)
-        for reason, count in txn.dead_letters.items():
-            metrics.DEAD_LETTERS.labels(reason).inc(count)
-        if txn.snapshots:
-            metrics.AGGREGATE_SNAPSHOTS.inc(len(txn.snapshots))  # taken; written next commit
+        _count(txn)
         now = time.time()
         minute = int(now) // WINDOW_S
         views = []
@@ -424,7 +421,8 @@ class Engine:
                     rate = entry.rate.count if entry.rate and entry.rate.minute == minute else 0
                     views.append((entry.view, entry.issued_at, rate))
         metrics.PROJECTED.labels("highest_bids", "applied").inc(len(views))
-        self._to_redis(views)
+        if self.redis is not None:
+            self.redis.submit(views)
         if self.checkpoints is not None:
             self.checkpoints.capture_due([self.partitions[p] for p in txn.changes], self._sources)
 
@@ -447,10 +445,6 @@ class Engine:
                 sources[topic] = found
         return sources
 
-    def _to_redis(self, views: list[tuple[Any, float | None, int]]) -> None:
-        if self.redis is not None:
-            self.redis.submit(views)
-
     def _refresh_lag(self) -> None:
         metrics.CONSUMER_LAG.clear()
         for partition in list(self.partitions):
@@ -472,76 +466,36 @@ class Engine:
         # Still ours: what was processed commits now (an abort rewinds every partition, kept or
         # revoked; the revoked ones' next owner starts from the committed offsets anyway).
         self._commit()
-        gone = {tp.partition for tp in partitions}
         # what was left for a next transaction belongs to the partitions' next owner now
-        self._snapshots_due = [s for s in self._snapshots_due if s.partition not in gone]
-        self._release(gone)
+        self._release({tp.partition for tp in partitions})
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning(
             "lost %d partition(s) without a revoke: aborting the open transaction", len(partitions)
         )
-        gone = {tp.partition for tp in partitions}
-        self._snapshots_due = [s for s in self._snapshots_due if s.partition not in gone]
-        self._release(gone)
+        self._release({tp.partition for tp in partitions})
         if self.txn.open:
             self._abort()  # rewinds the partitions still assigned
 
     def _release(self, gone: set[int]) -> None:
-        with self.lock:
-            released = [self.partitions.pop(p) for p in gone if p in self.partitions]
-            self.generation += 1
-        if released:
-            log.info("released partition(s) %s", sorted(t.partition for t in released))
-        for tables in released:
-            tables.close()  # the database stays on disk: a later assignment replays only its tail
-            if self.checkpoints is not None:
-                self.checkpoints.forget(tables.partition)
-        metrics.ASSIGNED.set(len(self.partitions))
+        self._snapshots_due = [s for s in self._snapshots_due if s.partition not in gone]
+        self.assignment.release(gone)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if not partitions:  # the end of a cooperative round that gave this worker nothing
-            return
-        metrics.REBALANCES.inc()
-        log.info("assigned partition(s) %s", sorted(tp.partition for tp in partitions))
-        fresh = [tp for tp in partitions if tp.partition not in self.partitions]
-        with self.lock:
-            self.recovering.update(tp.partition for tp in fresh)
-            self.generation += 1
-        if fresh:
-            started = time.perf_counter()
-            # With read_committed this waits until no transaction of a previous owner is pending
-            # on the offsets (KIP-447): the changelogs read next then hold all it committed.
-            consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S)
-            reader = TopicReader(self.settings.kafka_bootstrap_servers)
-            try:
-                events = self.topics[Destination.EVENTS]
-                for topic in [events, *map(self.changelog_topic, TABLES)]:
-                    self.incarnations[topic] = reader.incarnation(topic)
-                for tp in fresh:
-                    self._recover(reader, tp.partition)
-            finally:
-                reader.close()
-            metrics.RECOVERY.observe(time.perf_counter() - started)
-        metrics.ASSIGNED.set(len(self.partitions))
+        self.assignment.assign(consumer, partitions)
 
-    def _recover(self, reader: TopicReader, partition: int) -> None:
-        tables = PartitionTables(
-            partition, self.tabledir, self._rocksdb, self.settings.cache_auctions
-        )
-        service = self.checkpoints.service if self.checkpoints is not None else None
-        recovered = recover(tables, reader, self.changelog_topic, service)
-        if self.checkpoints is not None:  # a long replay makes a snapshot due, like new writes
-            self.checkpoints.written(partition, {r.table: r.replayed for r in recovered})
-        if self.redis is not None:
-            # A crash between a commit and its Redis write left Redis behind: catch it up.
-            views = tables.views()
-            for start in range(0, len(views), 5_000):
-                self._to_redis([(view, None, 0) for view in views[start : start + 5_000]])
-        with self.lock:
-            self.partitions[partition] = tables
-            self.recovering.discard(partition)
-            self.generation += 1
+
+def _count(txn: Transaction) -> None:
+    """A committed transaction's records, in the metrics."""
+    metrics.TRANSACTION_RECORDS.observe(sum(txn.outcomes.values()))
+    for outcome, count in txn.outcomes.items():
+        metrics.COMMANDS.labels(outcome).inc(count)
+    for kind, count in txn.events.items():
+        metrics.EVENTS.labels(kind).inc(count)
+    for reason, count in txn.dead_letters.items():
+        metrics.DEAD_LETTERS.labels(reason).inc(count)
+    if txn.snapshots:
+        metrics.AGGREGATE_SNAPSHOTS.inc(len(txn.snapshots))  # taken; written next commit
 
 
 def _on_offset(keep: Callable[[int], None]) -> Callable[[KafkaError | None, Message], None]:
