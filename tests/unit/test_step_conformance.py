@@ -239,3 +239,30 @@ def test_any_sequence_of_records_never_raises_and_every_output_is_well_formed(
     for key, entry in tables.entries.items():
         assert entry.state.auction_id.encode() == key
         assert entry.view is None or entry.view.seq == entry.state.version
+
+
+@pytest.mark.parametrize(
+    ("key_len", "value_len"), [(10, 2_000_000), (700_000, 700_000), (1_200_000, 5)]
+)
+def test_a_record_too_big_to_park_whole_is_dead_lettered_truncated_with_its_sizes(
+    key_len: int, value_len: int
+) -> None:
+    big = Incoming(TOPIC, 3, 9, b"k" * key_len, b"v" * value_len)
+    result = CommandStep(max_recent=8, snapshot_every=0)(Tables(), big)
+    assert result.outcome is Outcome.DEAD_LETTER
+    (parked,) = result.outputs
+    assert parked.destination is Destination.DLQ
+    size = len(parked.key or b"") + len(parked.value or b"")
+    assert size <= dead_letters.MAX_PARKED_BYTES  # the engine's producer can write it
+    assert (big.key or b"").startswith(parked.key or b"")
+    assert (big.value or b"").startswith(parked.value or b"")
+    found = dict(parked.headers)
+    assert found[dead_letters.TRUNCATED] == f"key={key_len} value={value_len}".encode()
+
+
+def test_a_record_that_fits_is_dead_lettered_whole_without_the_truncated_header() -> None:
+    garbage = Incoming(TOPIC, 3, 9, b"A-1", b"x" * 100_000)
+    result = CommandStep(max_recent=8, snapshot_every=0)(Tables(), garbage)
+    (parked,) = result.outputs
+    assert (parked.key, parked.value) == (garbage.key, garbage.value)
+    assert dead_letters.TRUNCATED not in dict(parked.headers)
