@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -15,7 +16,7 @@ from confluent_kafka import KafkaException
 
 from app import chaos
 from app.errors import KafkaUnavailableError
-from app.settings import get_settings
+from app.settings import REPO_ROOT, get_settings
 
 
 @click.command(name="chaos")
@@ -61,8 +62,6 @@ def chaos_command(
 ) -> None:
     """Run the chaos test on loopback in a scratch folder; exit 0 only if `verify` passes, no
     broker has a hanging transaction and the group has no lag left."""
-    from bench.throughput_stack import source_revision  # noqa: PLC0415 - bench loads lazily
-
     spec = chaos.ChaosSpec(
         commands=commands,
         rate=rate,
@@ -73,7 +72,7 @@ def chaos_command(
         catch_up_timeout_s=catch_up_timeout,
         seed=secrets.randbelow(1_000_000) if seed is None else seed,
     )
-    source = source_revision()
+    source = _source_revision()
     settings = get_settings().model_copy(update={"topic_prefix": f"chaos{int(time.time())}."})
     root = Path(tempfile.mkdtemp(prefix="outbid-chaos-"))
     try:
@@ -90,3 +89,19 @@ def chaos_command(
     if json_file:
         json_file.write_bytes(summary + b"\n")
     sys.exit(0 if result.ok else 1)
+
+
+def _source_revision() -> dict[str, object]:
+    """The git commit that ran (`git rev-parse HEAD`) and whether the checkout differed from it
+    (changed or untracked files: what ran is then not exactly that commit)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}  # not a git checkout (the worker image)
