@@ -4,6 +4,11 @@ Written with one server-side script that applies a view only if its seq is newer
 stored one, so redelivery, re-processing after a crash, and a stale writer during a rebalance
 can never move an auction backwards. Redis is outside the Kafka transaction: writes are
 at-least-once and made idempotent by that seq guard.
+
+Redis holds auctions that exist: a view still at status "none" (an auction never opened, which
+only received rejected commands) is not written. The web API answers 404 for such an auction
+from the table and from Redis alike; an auction's status never goes back to "none", so its first
+written view is the one with its AuctionOpened, and nothing is lost by skipping the earlier ones.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from app.domain import HighestBid
+from app.domain import AuctionStatus, HighestBid
 from app.retry import Backoff
 from app.settings import Settings
 
@@ -55,6 +60,11 @@ def hot_key(prefix: str, minute: int) -> str:
 
 def channel(prefix: str) -> str:
     return f"{prefix}:changes"
+
+
+def stored(view: HighestBid) -> bool:
+    """Whether Redis keeps `view`: only auctions that were opened (see the module's docstring)."""
+    return view.status is not AuctionStatus.NONE
 
 
 def apply_call(
@@ -111,7 +121,10 @@ class ReadModel:
         bids_this_minute: int = 0,
         minute: int | None = None,
     ) -> bool:
-        """Store `view` unless Redis already holds this auction at the same or a newer seq."""
+        """Store `view` unless Redis already holds this auction at the same or a newer seq, or
+        the auction was never opened."""
+        if not stored(view):
+            return False
         keys, args = apply_call(self.prefix, view, issued_at, bids_this_minute, minute)
         return bool(await self.script(keys=keys, args=args))
 
@@ -150,12 +163,14 @@ class BlockingReadModel:
 
     def apply_many(self, views: list[tuple[HighestBid, float | None, int]]) -> int:
         """Store each (view, issued_at, bids this minute) unless Redis has it at the same or a
-        newer seq; returns how many were stored. One pipeline, one round trip."""
-        if not views:
+        newer seq, or the auction was never opened; returns how many were stored. One pipeline,
+        one round trip."""
+        kept = [entry for entry in views if stored(entry[0])]
+        if not kept:
             return 0
         minute = current_minute()
         pipe = self.client.pipeline(transaction=False)
-        for view, issued_at, bids in views:
+        for view, issued_at, bids in kept:
             keys, args = apply_call(self.prefix, view, issued_at, bids, minute)
             self.script(keys=keys, args=args, client=pipe)
         return sum(1 for applied in pipe.execute() if applied)

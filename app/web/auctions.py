@@ -5,6 +5,10 @@ places its commands; a worker that owns it answers from its committed table, any
 the request to the owner found in the consumer group (app/engine/owners.py). While a partition
 moves (revoked, not yet recovered by its new owner) the answer is 503 with Retry-After, never a
 stale or foreign one.
+
+An auction that was never opened is unknown: 404, whatever was sent (and rejected) for it. Its
+table view exists (with status "none": the rejections moved its seq), Redis holds none
+(app/readmodel.py), and both sources answer the same.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any
 
 import aiohttp
 import faust
+import redis
 from faust.web import Request, Response, View
 
+from app.domain import AuctionState, AuctionStatus
 from app.engine.owners import Owners
 from app.engine.service import EngineService
 from app.readmodel import ReadModel
@@ -36,6 +42,9 @@ WAIT_MAX_MS = 30_000
 POLL_S = 0.02
 FORWARDED = "X-Outbid-Forwarded"  # set on a forwarded request: it is never forwarded again
 RETRY_AFTER_S = "1"
+MALFORMED_ID = (
+    "malformed auction id: use 1-128 of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
+)
 
 
 class Moving(Exception):  # noqa: N818 - a condition, not an error
@@ -52,13 +61,12 @@ def _age_ms(updated_at: object) -> int | None:
     return max(0, int((datetime.now(UTC) - moment).total_seconds() * 1000))
 
 
-def _applied_version(tables: PartitionTables, key: bytes, command_id: str) -> int | None:
-    """The aggregate's version once `command_id` is decided (None until then)."""
-    stored = tables.read(AUCTIONS, key)
-    if stored is None:
+def _wait_ms(request: Request) -> int | None:
+    """`wait_ms` clamped to 0..WAIT_MAX_MS (the default when absent), None when malformed."""
+    try:
+        return max(0, min(int(request.query.get("wait_ms", WAIT_DEFAULT_MS)), WAIT_MAX_MS))
+    except ValueError:
         return None
-    state = AUCTIONS.decode(stored)
-    return int(state.version) if command_id in state.recent_command_ids else None
 
 
 def register(
@@ -66,12 +74,11 @@ def register(
 ) -> None:
     partitions = load_topics(settings.topics_file).partitions(COMMANDS)
     owners = Owners(settings.kafka_bootstrap_servers, settings.group_id, settings.topic(COMMANDS))
-    session: list[aiohttp.ClientSession] = []
 
     def unavailable(view: View, why: str) -> Response:
         return view.json({"error": why}, status=503, headers={"Retry-After": RETRY_AFTER_S})
 
-    async def forward(view: View, request: Request, partition: int) -> Response:
+    async def forward(view: View, request: Request, partition: int, wait_ms: int) -> Response:
         engine = service.engine
         generation = engine.generation if engine is not None else 0
         loop = asyncio.get_running_loop()
@@ -79,15 +86,11 @@ def register(
         own_url = engine.url if engine is not None else None
         if owner is None or owner == own_url or request.headers.get(FORWARDED):
             raise Moving
-        if not session:
-            session.append(aiohttp.ClientSession())
-        try:
-            wait_ms = min(int(request.query.get("wait_ms", WAIT_DEFAULT_MS)), WAIT_MAX_MS)
-        except ValueError:
-            wait_ms = WAIT_DEFAULT_MS
         timeout = aiohttp.ClientTimeout(total=wait_ms / 1000 + 5)
         try:
-            async with session[0].get(
+            # faust's own aiohttp session: the app closes it when it stops (one of ours, never
+            # closed, was reported "Unclosed client session" at every worker's exit)
+            async with app.http_client.get(
                 f"{owner}{request.url.path}",
                 params=dict(request.query),
                 headers={FORWARDED: "1"},
@@ -106,87 +109,114 @@ def register(
             )
             raise Moving from exc
 
+    async def read_view(
+        tables: PartitionTables, auction_id: str, from_redis: bool
+    ) -> dict[str, Any] | None:
+        if from_redis and read_model is not None:
+            return await read_model.get(auction_id)
+        stored = tables.read(HIGHEST_BIDS, auction_id.encode())
+        return None if stored is None else HIGHEST_BIDS.decode(stored).to_json_dict()
+
     @app.page("/auctions/{auction_id}")
     class AuctionView(View):
         async def get(self, request: Request, auction_id: str) -> Response:
+            wait_ms = _wait_ms(request)
+            from_redis = request.query.get("source") == "redis"
             if not AUCTION_ID.match(auction_id):
-                return self.json(
-                    {
-                        "error": "malformed auction id: use 1-128 of A-Z a-z 0-9 . _ : @ -, "
-                        "starting with a letter or digit"
-                    },
-                    status=400,
-                )
-            try:
-                wait_ms = min(int(request.query.get("wait_ms", WAIT_DEFAULT_MS)), WAIT_MAX_MS)
-            except ValueError:
+                return self.json({"error": MALFORMED_ID}, status=400)
+            if wait_ms is None:
                 return self.json(
                     {"error": "wait_ms must be an integer number of milliseconds"}, status=400
                 )
-            from_redis = request.query.get("source") == "redis"
             if from_redis and read_model is None:
                 return self.json(
                     {"error": "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"}, status=503
                 )
-            key = auction_id.encode()
-            partition = partition_for(key, partitions)
+            partition = partition_for(auction_id.encode(), partitions)
             engine = service.engine
             try:
                 tables = engine.serving(partition) if engine is not None else None
                 if tables is None:
-                    return await forward(self, request, partition)
-                return await self.answer(request, auction_id, key, partition, tables, wait_ms)
+                    return await forward(self, request, partition, wait_ms)
+                return await self.answer(request, auction_id, partition, tables, wait_ms)
             except Moving:
-                return unavailable(
-                    self,
+                why = (
                     f"the partition of {auction_id!r} ({partition}) is moving between workers; "
-                    "retry in a moment",
+                    "retry in a moment"
                 )
+            except redis.RedisError as exc:
+                why = (
+                    f"the Redis read model did not answer ({exc}); retry in a moment, or read "
+                    "the table (without source=redis)"
+                )
+            return unavailable(self, why)
 
         async def answer(
             self,
             request: Request,
             auction_id: str,
-            key: bytes,
             partition: int,
             tables: PartitionTables,
             wait_ms: int,
         ) -> Response:
             after = request.query.get("after")  # read-your-writes token: a command_id
             from_redis = request.query.get("source") == "redis"
-            caught_up: bool | None = None
             started = time.monotonic()
-            view: dict[str, Any] | None = None
             while True:
                 engine = service.engine
                 if engine is None or engine.serving(partition) is not tables:
                     raise Moving  # revoked while we waited: never answer from a closed table
-                if from_redis and read_model is not None:
-                    view = await read_model.get(auction_id)
-                else:
-                    stored = tables.read(HIGHEST_BIDS, key)
-                    view = None if stored is None else HIGHEST_BIDS.decode(stored).to_json_dict()
+                view = await read_view(tables, auction_id, from_redis)
                 if after is None:
-                    break
-                version = _applied_version(tables, key, after)
-                if version is not None and view is not None and int(view["seq"] or 0) >= version:
-                    caught_up = True
-                    break
-                if time.monotonic() - started >= wait_ms / 1000:
-                    caught_up = False
-                    break
+                    body, status = _answer(auction_id, view, from_redis)
+                    return self.json(body, status=status)
+                caught_up = _caught_up(tables, auction_id, after, view)
+                waited_s = time.monotonic() - started
+                if caught_up or waited_s >= wait_ms / 1000:
+                    body, status = _answer(auction_id, view, from_redis)
+                    body["caught_up"] = caught_up
+                    body["waited_ms"] = int(waited_s * 1000)
+                    if not caught_up:
+                        body["error"] = (
+                            f"command {after!r} not yet applied after {wait_ms} ms (or older "
+                            "than the idempotency window): "
+                            + ("this answer may be stale" if status == 200 else body["error"])
+                        )
+                    elif status == 404:
+                        body["error"] = (
+                            f"unknown auction {auction_id!r}: command {after!r} was decided and "
+                            "the auction is still not open (the command was rejected; its event "
+                            "in auction-events says why)"
+                        )
+                    return self.json(body, status=status)
                 await asyncio.sleep(POLL_S)
-            if view is None and not (after and caught_up is False):
-                return self.json({"error": f"unknown auction {auction_id!r}"}, status=404)
-            answer = dict(view or {"auction_id": auction_id, "seq": 0})
-            answer["source"] = "redis" if from_redis else "table"
-            answer["age_ms"] = _age_ms(answer.get("updated_at"))
-            if after is not None:
-                answer["caught_up"] = caught_up
-                answer["waited_ms"] = int((time.monotonic() - started) * 1000)
-                if not caught_up:
-                    answer["error"] = (
-                        f"command {after!r} not yet applied after {wait_ms} ms "
-                        "(or older than the idempotency window): this answer may be stale"
-                    )
-            return self.json(answer)
+
+
+def _caught_up(
+    tables: PartitionTables, auction_id: str, command_id: str, view: dict[str, Any] | None
+) -> bool:
+    """Whether `command_id` is decided and `view` shows it. Decided for an auction that is still
+    not open: nothing more will show, the answer is the 404 it will stay."""
+    stored = tables.read(AUCTIONS, auction_id.encode())
+    if stored is None:
+        return False
+    state: AuctionState = AUCTIONS.decode(stored)
+    if command_id not in state.recent_command_ids:
+        return False  # not decided yet, or decided so long ago it left the idempotency window
+    if state.status is AuctionStatus.NONE:
+        return True
+    seq = view.get("seq") if view is not None else None
+    return isinstance(seq, int) and seq >= state.version
+
+
+def _answer(
+    auction_id: str, view: dict[str, Any] | None, from_redis: bool
+) -> tuple[dict[str, Any], int]:
+    """The body and status for `view`: 404 unless the auction was opened."""
+    if view is None or view.get("status") == AuctionStatus.NONE.value:
+        return {"error": f"unknown auction {auction_id!r}"}, 404
+    return {
+        **view,
+        "source": "redis" if from_redis else "table",
+        "age_ms": _age_ms(view.get("updated_at")),
+    }, 200

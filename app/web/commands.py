@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
 import faust
 import orjson
+from aiohttp import web as aioweb
 from confluent_kafka import KafkaException
 from faust.web import Request, Response, View
 
@@ -24,6 +26,20 @@ from app.web.ingest import AsyncProducer
 MAX_BODY = 64 * 1024
 
 
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None once it passes MAX_BODY: never more than that is read into memory
+    (faust's read_request_content reads all of it, however large). Raises aiohttp's
+    RequestPayloadError when the body does not decode as its Content-Encoding says."""
+    content = cast(aioweb.Request, request).content
+    body = b""
+    while len(body) <= MAX_BODY:
+        chunk = await content.read(MAX_BODY + 1 - len(body))
+        if not chunk:
+            return body
+        body += chunk
+    return None
+
+
 async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wrong
     view: View,
     request: Request,
@@ -32,8 +48,13 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
     command_type: str,
     auction_id: str | None = None,
 ) -> Response:
-    body = await view.read_request_content(request)
-    if len(body) > MAX_BODY:
+    try:
+        body = await _read_body(request)
+    except aioweb.RequestPayloadError as exc:  # e.g. "gzip" on plain bytes: a 500 uncaught
+        return view.json(
+            {"error": f"body cannot be read: {exc}", "reason": "unreadable_body"}, status=400
+        )
+    if body is None:
         return view.json({"error": f"body larger than {MAX_BODY} bytes"}, status=413)
     try:
         fields = orjson.loads(body) if body.strip() else {}

@@ -2,24 +2,39 @@
 
 The page is one self-contained HTML file (app/web/static/live.html: no CDN, no build step).
 The stream relays the Redis read model's change channel, so every worker serves the same view.
+Redis disabled: 503; Redis not answering: 503 with Retry-After (a stream it drops mid-way ends,
+and the browser's EventSource reconnects).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
+import redis
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from app.readmodel import ReadModel
 
+log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("static") / "live.html"
 KEEPALIVE_S = 15.0
+DISABLED = "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"
+RETRY_AFTER_S = "1"
+
+
+def _unavailable(view: View, exc: redis.RedisError) -> Response:
+    return view.json(
+        {"error": f"the Redis read model did not answer ({exc}); retry in a moment"},
+        status=503,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
 
 
 def register(app: faust.App, read_model: ReadModel | None) -> None:
@@ -32,25 +47,35 @@ def register(app: faust.App, read_model: ReadModel | None) -> None:
     class Snapshot(View):
         async def get(self, request: Request) -> Response:
             if read_model is None:
-                return self.json(
-                    {"error": "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"}, status=503
-                )
-            return self.json({"hottest": await read_model.hottest(20)})
+                return self.json({"error": DISABLED}, status=503)
+            try:
+                return self.json({"hottest": await read_model.hottest(20)})
+            except redis.RedisError as exc:
+                return _unavailable(self, exc)
 
     @app.page("/live/stream")
     class Stream(View):
+        async def head(self, request: Request) -> Response:
+            # A HEAD has no body to stream: faust's default (the GET) would hold a Redis
+            # subscription and write keepalives nobody reads for as long as the client stays.
+            if read_model is None:
+                return self.json({"error": DISABLED}, status=503)
+            return self.bytes(b"", content_type="text/event-stream")
+
         async def get(self, request: Request) -> Any:
             if read_model is None:
-                return self.json(
-                    {"error": "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"}, status=503
-                )
+                return self.json({"error": DISABLED}, status=503)
+            pubsub = read_model.client.pubsub()
+            try:  # subscribed before the 200 is sent, so that Redis down is still a 503
+                await pubsub.subscribe(read_model.channel)
+            except redis.RedisError as exc:
+                await _close(pubsub)
+                return _unavailable(self, exc)
             response = aioweb.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )
-            await response.prepare(request)  # type: ignore[arg-type]  # faust hands us aiohttp's request
-            pubsub = read_model.client.pubsub()
-            await pubsub.subscribe(read_model.channel)
             try:
+                await response.prepare(request)  # type: ignore[arg-type]  # faust hands us aiohttp's request
                 while True:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=KEEPALIVE_S
@@ -62,8 +87,15 @@ def register(app: faust.App, read_model: ReadModel | None) -> None:
                     await response.write(b"data: " + orjson.dumps(data) + b"\n\n")
             except (ConnectionResetError, asyncio.CancelledError):
                 pass  # the browser went away
+            except redis.RedisError as exc:
+                log.warning("the live stream lost Redis (%s); the browser reconnects", exc)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.unsubscribe()
-                    await pubsub.aclose()
+                await _close(pubsub)
             return response
+
+
+async def _close(pubsub: Any) -> None:
+    with contextlib.suppress(Exception):
+        await pubsub.unsubscribe()
+    with contextlib.suppress(Exception):
+        await pubsub.aclose()
