@@ -32,7 +32,7 @@ from app.errors import InvalidMessage, SequenceError, SnapshotError
 from app.snapshots import aggregates as aggregate_snapshots
 from app.topics.incarnation import Incarnation
 
-# Findings is re-exported: app/chaos.py imports it from here.
+# Findings is re-exported: app/chaos/result.py imports it from here.
 __all__ = [
     "CommandLedger",
     "Findings",

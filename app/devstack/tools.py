@@ -26,7 +26,7 @@ TOOLS = {
     "kafka-broker-api-versions": "kafka.admin.BrokerApiVersionsCommand",
     "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
     "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
-    "kafka-dump-log": "org.apache.kafka.tools.DumpLogSegments",
+    "kafka-dump-log": "kafka.tools.DumpLogSegments",  # still in the core jar in 4.1
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-storage": "kafka.tools.StorageTool",
 }
