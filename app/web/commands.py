@@ -6,6 +6,7 @@ and Kafka partition/offset. No routing is needed: Kafka takes it to the owning p
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import cast
@@ -24,20 +25,37 @@ from app.topics.spec import COMMANDS
 from app.web.ingest import AsyncProducer
 
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT_S = 5.0  # a body still arriving after this is refused (408), never waited for
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None once it passes MAX_BODY: never more than that is read into memory
-    (faust's read_request_content reads all of it, however large). Raises aiohttp's
-    RequestPayloadError when the body does not decode as its Content-Encoding says."""
+async def _body(request: Request) -> bytes | tuple[int, dict[str, str]]:
+    """The body, or the status and answer that refuse it. At most MAX_BODY + 1 bytes are read
+    (faust's read_request_content reads all of it, however large), within BODY_TIMEOUT_S."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in {"", "identity"}:
+        # aiohttp's decoders answer 500 (gzip on plain bytes) or never end the body (a deflate
+        # stream cut short, aiohttp 3.14): compressed bodies are refused before any is read.
+        return 415, {
+            "error": f"Content-Encoding {encoding!r} is not accepted: send the JSON uncompressed",
+            "reason": "unsupported_encoding",
+        }
     content = cast(aioweb.Request, request).content
     body = b""
-    while len(body) <= MAX_BODY:
-        chunk = await content.read(MAX_BODY + 1 - len(body))
-        if not chunk:
-            return body
-        body += chunk
-    return None
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            while len(body) <= MAX_BODY:
+                chunk = await content.read(MAX_BODY + 1 - len(body))
+                if not chunk:
+                    return body
+                body += chunk
+    except TimeoutError:
+        return 408, {
+            "error": f"the body did not arrive within {BODY_TIMEOUT_S:g} s",
+            "reason": "body_timeout",
+        }
+    except aioweb.RequestPayloadError as exc:  # e.g. broken chunked framing
+        return 400, {"error": f"the body cannot be read: {exc}", "reason": "unreadable_body"}
+    return 413, {"error": f"body larger than {MAX_BODY} bytes", "reason": "too_large"}
 
 
 async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wrong
@@ -48,14 +66,10 @@ async def _submit(  # noqa: PLR0911 - one early answer per way a body can be wro
     command_type: str,
     auction_id: str | None = None,
 ) -> Response:
-    try:
-        body = await _read_body(request)
-    except aioweb.RequestPayloadError as exc:  # e.g. "gzip" on plain bytes: a 500 uncaught
-        return view.json(
-            {"error": f"body cannot be read: {exc}", "reason": "unreadable_body"}, status=400
-        )
-    if body is None:
-        return view.json({"error": f"body larger than {MAX_BODY} bytes"}, status=413)
+    body = await _body(request)
+    if isinstance(body, tuple):
+        status, refusal = body
+        return view.json(refusal, status=status)
     try:
         fields = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
