@@ -96,7 +96,9 @@ class PartitionAudit:
         source = coordinate(self.commands_topic, record.partition, record.offset)
         if REROUTED_FROM in record.headers:
             f.counts["commands_rerouted_copies"] += 1
-            self.ledger.rerouted_sources[record.headers[REROUTED_FROM].decode(errors="replace")] += 1
+            self.ledger.rerouted_sources[
+                record.headers[REROUTED_FROM].decode(errors="replace")
+            ] += 1
             self.ledger.rerouted_copies.add(source)
         settled = not self.live or record.offset < self.committed_offset
         try:
