@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     transaction_max_s: float = Field(default=0.25, gt=0, le=60)
     consume_batch: int = Field(default=2_000, ge=1, le=100_000)
     cache_auctions: int = Field(default=20_000, ge=1)
+    # HTTP identity (docs/security.md): bearer tokens for the POST routes, from this file
+    # (`outbid tokens create`). Required when web_bind is not a loopback address; without it on
+    # loopback, POSTs take identities from the body (dev mode). Per-principal token bucket.
+    http_tokens_file: Path | None = None
+    http_rate_per_s: float = Field(default=20.0, gt=0, le=1_000_000)
+    http_burst: int = Field(default=40, ge=1, le=1_000_000)
+    http_auth_reads: bool = False  # GET /auctions/... and /live/... need a token too
 
     def topic(self, name: str) -> str:
         """The live name of a topics.yaml topic (with OUTBID_TOPIC_PREFIX applied)."""

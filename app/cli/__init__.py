@@ -82,6 +82,7 @@ COMMANDS = {
     "produce": Lazy("app.cli.produce", "produce", "Send JSON-lines commands from a file or stdin."),
     "rebuild": Lazy("app.cli.rebuild", "rebuild", "Rebuild a projection from the event log."),
     "sample": Lazy("app.cli.produce", "sample", "Print a reproducible sample auction stream."),
+    "tokens": Lazy("app.cli.tokens", "tokens", "Create, list and revoke HTTP bearer tokens."),
     "topics": Lazy("app.cli.topics", "topics", "Reconcile Kafka topics with topics.yaml."),
     "verify": Lazy("app.cli.verify", "verify", "Audit the topics: nothing lost or applied twice."),
 }

@@ -2,7 +2,7 @@
 
 Any worker answers for any auction: the auction id's partition is computed as Kafka's partitioner
 places its commands; a worker that owns it answers from its committed table, any other forwards
-the request to the owner found in the consumer group (app/engine/owners.py). While a partition
+the request to the owner found in the consumer group (app/web/routing.py). While a partition
 moves (revoked, not yet recovered by its new owner) the answer is 503 with Retry-After, never a
 stale or foreign one.
 
@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import faust
 import redis
 from faust.web import Request, Response, View
@@ -30,8 +29,9 @@ from app.engine.service import EngineService
 from app.readmodel import ReadModel
 from app.settings import Settings
 from app.topics import load_topics
-from app.topics.partitioner import partition_for
 from app.topics.spec import COMMANDS
+from app.web.identity import Gate
+from app.web.routing import Moving, Router
 from tables.auctions import AUCTIONS
 from tables.highest_bids import HIGHEST_BIDS
 from tables.partition import PartitionTables
@@ -40,15 +40,10 @@ AUCTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 WAIT_DEFAULT_MS = 5_000
 WAIT_MAX_MS = 30_000
 POLL_S = 0.02
-FORWARDED = "X-Outbid-Forwarded"  # set on a forwarded request: it is never forwarded again
 RETRY_AFTER_S = "1"
 MALFORMED_ID = (
     "malformed auction id: use 1-128 of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
 )
-
-
-class Moving(Exception):  # noqa: N818 - a condition, not an error
-    """The auction's partition has no owner that can answer right now."""
 
 
 def _age_ms(updated_at: object) -> int | None:
@@ -70,44 +65,18 @@ def _wait_ms(request: Request) -> int | None:
 
 
 def register(
-    app: faust.App, settings: Settings, service: EngineService, read_model: ReadModel | None
-) -> None:
+    app: faust.App,
+    settings: Settings,
+    service: EngineService,
+    read_model: ReadModel | None,
+    gate: Gate,
+) -> Router:
     partitions = load_topics(settings.topics_file).partitions(COMMANDS)
     owners = Owners(settings.kafka_bootstrap_servers, settings.group_id, settings.topic(COMMANDS))
+    router = Router(app, service, owners, partitions)
 
     def unavailable(view: View, why: str) -> Response:
         return view.json({"error": why}, status=503, headers={"Retry-After": RETRY_AFTER_S})
-
-    async def forward(view: View, request: Request, partition: int, wait_ms: int) -> Response:
-        engine = service.engine
-        generation = engine.generation if engine is not None else 0
-        loop = asyncio.get_running_loop()
-        owner = await loop.run_in_executor(None, owners.owner, partition, generation)
-        own_url = engine.url if engine is not None else None
-        if owner is None or owner == own_url or request.headers.get(FORWARDED):
-            raise Moving
-        timeout = aiohttp.ClientTimeout(total=wait_ms / 1000 + 5)
-        try:
-            # faust's own aiohttp session: the app closes it when it stops (one of ours, never
-            # closed, was reported "Unclosed client session" at every worker's exit)
-            async with app.http_client.get(
-                f"{owner}{request.url.path}",
-                params=dict(request.query),
-                headers={FORWARDED: "1"},
-                timeout=timeout,
-            ) as answer:
-                body = await answer.read()
-                headers = (
-                    {"Retry-After": answer.headers["Retry-After"]} if answer.status == 503 else {}
-                )
-                return view.bytes(
-                    body, content_type="application/json", status=answer.status, headers=headers
-                )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            await loop.run_in_executor(
-                None, lambda: owners.owner(partition, generation, refresh=True)
-            )
-            raise Moving from exc
 
     async def read_view(
         tables: PartitionTables, auction_id: str, from_redis: bool
@@ -119,7 +88,12 @@ def register(
 
     @app.page("/auctions/{auction_id}")
     class AuctionView(View):
-        async def get(self, request: Request, auction_id: str) -> Response:
+        async def get(  # noqa: PLR0911 - one early answer per way a request can be wrong
+            self, request: Request, auction_id: str
+        ) -> Response:
+            denied = gate.reader(request, app.conf.web_bind)
+            if denied is not None:
+                return self.json(denied.body, status=denied.status, headers=denied.headers)
             wait_ms = _wait_ms(request)
             from_redis = request.query.get("source") == "redis"
             if not AUCTION_ID.match(auction_id):
@@ -132,12 +106,11 @@ def register(
                 return self.json(
                     {"error": "the Redis read model is disabled (OUTBID_REDIS_ENABLED)"}, status=503
                 )
-            partition = partition_for(auction_id.encode(), partitions)
-            engine = service.engine
+            partition = router.partition(auction_id)
             try:
-                tables = engine.serving(partition) if engine is not None else None
+                tables = router.serving(partition)
                 if tables is None:
-                    return await forward(self, request, partition, wait_ms)
+                    return await router.forward(self, request, partition, wait_ms / 1000 + 5)
                 return await self.answer(request, auction_id, partition, tables, wait_ms)
             except Moving:
                 why = (
@@ -190,6 +163,8 @@ def register(
                         )
                     return self.json(body, status=status)
                 await asyncio.sleep(POLL_S)
+
+    return router
 
 
 def _caught_up(

@@ -21,6 +21,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from app.readmodel import ReadModel
+from app.web.identity import Gate
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("static") / "live.html"
@@ -37,7 +38,7 @@ def _unavailable(view: View, exc: redis.RedisError) -> Response:
     )
 
 
-def register(app: faust.App, read_model: ReadModel | None) -> None:
+def register(app: faust.App, read_model: ReadModel | None, gate: Gate) -> None:
     @app.page("/")
     class LivePage(View):
         async def get(self, request: Request) -> Response:
@@ -46,6 +47,9 @@ def register(app: faust.App, read_model: ReadModel | None) -> None:
     @app.page("/live/snapshot")
     class Snapshot(View):
         async def get(self, request: Request) -> Response:
+            denied = gate.reader(request, app.conf.web_bind)
+            if denied is not None:
+                return self.json(denied.body, status=denied.status, headers=denied.headers)
             if read_model is None:
                 return self.json({"error": DISABLED}, status=503)
             try:
@@ -63,6 +67,9 @@ def register(app: faust.App, read_model: ReadModel | None) -> None:
             return self.bytes(b"", content_type="text/event-stream")
 
         async def get(self, request: Request) -> Any:
+            denied = gate.reader(request, app.conf.web_bind)
+            if denied is not None:
+                return self.json(denied.body, status=denied.status, headers=denied.headers)
             if read_model is None:
                 return self.json({"error": DISABLED}, status=503)
             pubsub = read_model.client.pubsub()

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from app.devstack.workers import get_json
 from app.topics.partitioner import partition_for
-from app.web.auctions import FORWARDED
+from app.web.routing import FORWARDED
 from tests.conftest import OUTBID, run_outbid
 from tests.e2e.conftest import Pipeline, read_all
 

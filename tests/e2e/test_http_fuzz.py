@@ -30,8 +30,8 @@ from app.devstack.redis import RedisServer
 from app.devstack.workers import get_json
 from app.readmodel import channel
 from app.settings import Settings
-from app.web.auctions import FORWARDED
 from app.web.commands import BODY_TIMEOUT_S
+from app.web.routing import FORWARDED
 from tests.e2e.conftest import Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

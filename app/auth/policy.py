@@ -1,0 +1,74 @@
+"""Who may send which command: the principal is the bidder of its bids and the seller of the
+auctions it opens; an auction is closed by its seller or an operator.
+
+Each rule returns None when the command may go, else a Refusal (403 unless said otherwise).
+The body is the client's JSON object, before the command is decoded: a missing bidder_id or
+seller_id is filled in from the principal here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.auth.tokens import Principal, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+    message: str
+    status: int = 403
+
+
+def _role(principal: Principal, command: str, *roles: Role) -> Refusal | None:
+    if any(principal.has(r) for r in roles):
+        return None
+    needed = " or ".join(str(r) for r in roles)
+    return Refusal("wrong_role", f"{command} needs the {needed} role; {principal.name!r} has not")
+
+
+def may_bid(principal: Principal, body: dict[str, Any]) -> Refusal | None:
+    refused = _role(principal, "PlaceBid", Role.BIDDER)
+    if refused:
+        return refused
+    bidder = body.setdefault("bidder_id", principal.name)
+    if bidder != principal.name:
+        return Refusal(
+            "not_your_identity",
+            f"bidder_id must be {principal.name!r}, the token's principal (or omitted)",
+        )
+    return None
+
+
+def may_open(principal: Principal, body: dict[str, Any]) -> Refusal | None:
+    refused = _role(principal, "OpenAuction", Role.SELLER)
+    if refused:
+        return refused
+    seller = body.setdefault("seller_id", principal.name)
+    if seller != principal.name:
+        return Refusal(
+            "not_your_identity",
+            f"seller_id must be {principal.name!r}, the token's principal (or omitted)",
+        )
+    return None
+
+
+def may_close_any(principal: Principal) -> Refusal | None:
+    """Checked before the auction's seller is looked up: bidders never get that far."""
+    return _role(principal, "CloseAuction", Role.SELLER, Role.OPERATOR)
+
+
+def may_close(principal: Principal, seller_id: str | None) -> Refusal | None:
+    """`seller_id`: the auction's seller, None for an auction never opened (404)."""
+    refused = may_close_any(principal)
+    if refused:
+        return refused
+    if seller_id is None:
+        return Refusal("unknown_auction", "unknown auction: it was never opened", status=404)
+    if principal.has(Role.OPERATOR) or seller_id == principal.name:
+        return None
+    return Refusal(
+        "not_your_auction",
+        f"only the auction's seller or an operator may close it; {principal.name!r} is neither",
+    )
