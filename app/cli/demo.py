@@ -16,13 +16,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from app.auth.tokens import Role, add_token
 from app.devstack import stack
 from app.devstack import workers as worker_procs
 from app.devstack.tools import tool_command
 from app.domain import AuctionState, Command, decide, encode_command, evolve
 from app.errors import DevStackError
 from app.sample import sample_commands
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.topics import admin, load_topics
 from app.topics.spec import COMMANDS
 
@@ -128,7 +129,33 @@ def demo(auctions: int, bids: int, workers: int) -> None:  # noqa: PLR0915 - a s
         f"  outbid kafka kafka-console-consumer --bootstrap-server {state.kafka} "
         f"--topic {settings.topic('auction-events')} --from-beginning"
     )
+    _show_tokens(console, settings, urls[0])
     console.print("Stop everything with: [bold]outbid dev down[/] (add --wipe to delete the data)")
+
+
+def _show_tokens(console: Console, settings: Settings, url: str) -> None:
+    """Bearer tokens for the POST routes (docs/security.md#http-identity), made fresh each run."""
+    path = settings.http_tokens_file or settings.state_dir / "http-tokens.yaml"
+    seller = add_token(path, "demo-seller", [Role.SELLER], replace=True)
+    bidder = add_token(path, "demo-bidder", [Role.BIDDER], replace=True)
+    console.print(f"\nHTTP commands: tokens for demo-seller and demo-bidder are in {path}")
+    if settings.http_tokens_file is None:
+        console.print(
+            "  these workers run on loopback without a tokens file (dev mode: a POST body names "
+            f"its bidder); to require tokens: outbid dev down, then OUTBID_HTTP_TOKENS_FILE={path} "
+            "outbid demo"
+        )
+    auction = f"DEMO-{int(time.time())}"
+    console.print(
+        f'  curl -H \'Authorization: Bearer {seller}\' -d \'{{"auction_id":"{auction}",'
+        '"starting_price":100,"min_increment":10,"currency":"EUR",'
+        f'"closes_at":"2030-01-01T00:00:00Z"}}\' {url}/auctions'
+    )
+    console.print(
+        f"  curl -H 'Authorization: Bearer {bidder}' "
+        f'-d \'{{"amount":150,"currency":"EUR"}}\' {url}/auctions/{auction}/bids'
+    )
+    console.print("  (new tokens: outbid tokens create --principal NAME --role bidder)")
 
 
 def _reference(commands: list[Command]) -> dict[str, int]:

@@ -7,6 +7,7 @@ import json
 import click
 
 from app.devstack import stack
+from app.devstack.redis import redacted
 from app.settings import get_settings
 
 
@@ -61,7 +62,7 @@ def up(brokers: int, workers: int, kafka_port: int | None, redis_port: int | Non
             state = worker_procs.ensure(settings, state, workers)
             bar.update(workers)
     click.echo(f"kafka:   {state.kafka}{' (external)' if state.kafka_external else ''}")
-    click.echo(f"redis:   {state.redis}{' (external)' if state.redis_external else ''}")
+    click.echo(f"redis:   {redacted(state.redis)}{' (external)' if state.redis_external else ''}")
     for worker in state.workers:
         click.echo(f"worker:  {worker['url']}")
     click.echo("stop with: outbid dev down")
@@ -87,6 +88,8 @@ def down(wipe: bool) -> None:
 def status(as_json: bool) -> None:
     """Show where the stack's servers and workers are."""
     info = stack.status(get_settings())
+    if info.get("redis"):  # REDIS_URL may hold a password: never printed
+        info["redis"] = redacted(str(info["redis"]))
     if as_json:
         click.echo(json.dumps(info))
         return
