@@ -17,7 +17,7 @@ from faust.app.base import BootStrategy
 from app.engine.service import EngineService
 from app.readmodel import ReadModel
 from app.settings import Settings, get_settings
-from app.web.identity import Gate, IdentityCheck, check_bind
+from app.web.identity import Gate, IdentityCheck
 
 
 class WorkerBoot(BootStrategy):
@@ -32,7 +32,6 @@ class OutbidApp(faust.App):
 
 
 def create_app(settings: Settings) -> faust.App:
-    check_bind(settings, settings.web_bind)  # before anything starts: tokens or loopback
     app = OutbidApp(
         settings.group_id,
         # Faust reads any setting from the environment under this prefix (default: none, so
@@ -51,10 +50,11 @@ def create_app(settings: Settings) -> faust.App:
     # app.service() is typed for classes; faust instantiates classes and takes instances as they
     # are (App.on_init_extra_service), and ours needs its settings.
     app.service(cast(Any, service))
-    # `faust worker --web-bind` overrides OUTBID_WEB_BIND: checked again once it is final.
-    app.service(cast(Any, IdentityCheck(app, settings)))
-    read_model = ReadModel(settings) if settings.redis_enabled else None
+    # Tokens or loopback, checked when the worker starts (not at import: `faust ... --help`
+    # works anywhere) on the final address (`faust worker --web-bind` overrides OUTBID_WEB_BIND).
     gate = Gate(settings)
+    app.service(cast(Any, IdentityCheck(app, settings, gate)))
+    read_model = ReadModel(settings) if settings.redis_enabled else None
     router = auctions.register(app, settings, service, read_model, gate)
     commands.register(app, settings, gate, router)
     health.register(app, service)

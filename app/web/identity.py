@@ -84,8 +84,10 @@ class Gate:
         self.limiter = RateLimiter(settings.http_rate_per_s, settings.http_burst)
         self.auth_reads = settings.http_auth_reads
         self.settings = settings
+
+    def log_mode(self) -> None:
         if self.store is not None:
-            log.info("HTTP identity: %d token(s) from %s", len(self.store), path)
+            log.info("HTTP identity: %d token(s) from %s", len(self.store), self.store.path)
         else:
             log.warning(
                 "HTTP identity: dev mode (no OUTBID_HTTP_TOKENS_FILE): POST bodies name the "
@@ -145,9 +147,10 @@ class IdentityCheck(Service):
     """Runs `check_bind` on the final bind address (`faust worker --web-bind` overrides the
     setting): a worker bound beyond loopback without tokens stops before it serves."""
 
-    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
-        self.app, self.settings = app, settings
+    def __init__(self, app: faust.App, settings: Settings, gate: Gate, **kwargs: Any) -> None:
+        self.app, self.settings, self.gate = app, settings, gate
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         check_bind(self.settings, str(self.app.conf.web_bind))
+        self.gate.log_mode()

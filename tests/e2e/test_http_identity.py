@@ -13,6 +13,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def secured(
 ) -> Iterator[tuple[Pipeline, dict[str, str]]]:
     root = tmp_path_factory.mktemp("identity")
     tokens_file = root / "tokens.yaml"
-    prefix = f"t-http-identity-{root.name[-6:]}."
+    prefix = f"t-http-identity-{uuid.uuid4().hex[:6]}."  # unique: a given cluster keeps topics
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
