@@ -61,7 +61,7 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
     librdkafka = logging.getLogger("librdkafka")
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **settings.kafka_client_config(),
             "group.id": group,
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -72,7 +72,7 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
     producer = (
         None
         if dry_run
-        else command_producer(settings.kafka_bootstrap_servers, **{"transactional.id": group})
+        else command_producer(settings.kafka_client_config(), **{"transactional.id": group})
     )
     report = ReplayReport()
     try:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.domain import CloseAuction, Command, OpenAuction, PlaceBid, encode_command
 from app.errors import KafkaUnavailableError
+from app.kafka_config import KafkaConfig, bootstrap_of
 from app.producers import command_producer
 
 GARBAGE = (
@@ -152,10 +153,10 @@ def generate(
 
 
 def run(
-    spec: LoadSpec, bootstrap: str, topic: str, tick: Callable[[int], None] | None = None
+    spec: LoadSpec, kafka: KafkaConfig, topic: str, tick: Callable[[int], None] | None = None
 ) -> LoadReport:
     producer = command_producer(
-        bootstrap,
+        kafka,
         **{"linger.ms": 5, "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000},
     )
     failures: list[str] = []
@@ -177,6 +178,6 @@ def run(
     left = producer.flush(60)
     if left or failures:
         raise KafkaUnavailableError(
-            f"{left} command(s) unsent and {len(failures)} failed ({failures[:1]}) at {bootstrap}"
+            f"{left} command(s) unsent and {len(failures)} failed ({failures[:1]}) at {bootstrap_of(kafka)}"
         )
     return report

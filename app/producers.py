@@ -7,12 +7,14 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from app.kafka_config import KafkaConfig
 
-def command_producer(bootstrap: str, **extra: Any) -> Producer:
+
+def command_producer(kafka: KafkaConfig, **extra: Any) -> Producer:
     """Keys land where the Java client, Faust and the web views expect them; retries never duplicate."""
     return Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka,
             # librdkafka's default partitioner (CRC32) would put a key on another partition than
             # kafka-console-producer and Faust (murmur2) do.
             "partitioner": "murmur2_random",

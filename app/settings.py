@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,17 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(
         default=SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL"
     )
+
+    # Kafka client security (docs/security.md): one set for every client outbid creates, read
+    # through `kafka_client_config()`. Passwords are SecretStr: never logged, never printed.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_sasl_password_file: Path | None = None  # instead of the password: a file holding it
+    kafka_ssl_ca_file: Path | None = None  # PEM CA bundle the brokers' certificates chain to
+    kafka_ssl_cert_file: Path | None = None  # PEM client certificate (mTLS)
+    kafka_ssl_key_file: Path | None = None  # PEM client key (mTLS), unencrypted
 
     topic_prefix: str = ""
     topics_file: Path = REPO_ROOT / "topics.yaml"
@@ -85,6 +97,49 @@ class Settings(BaseSettings):
     def group_id(self) -> str:
         """The workers' consumer group, and the prefix of their transactional ids and snapshots."""
         return f"{self.topic_prefix}outbid"
+
+    def kafka_sasl_secret(self) -> str:
+        """The SASL password, from OUTBID_KAFKA_SASL_PASSWORD or the file it names."""
+        if self.kafka_sasl_password_file is None:
+            return self.kafka_sasl_password.get_secret_value()
+        try:
+            return self.kafka_sasl_password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"OUTBID_KAFKA_SASL_PASSWORD_FILE: cannot read {self.kafka_sasl_password_file}: "
+                f"{exc.strerror}"
+            ) from exc
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """bootstrap.servers and the security settings, as librdkafka names them: the base of
+        every Kafka client outbid creates (each adds its own settings on top)."""
+        protocol = self.kafka_security_protocol
+        config: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap_servers}
+        if protocol == "PLAINTEXT":
+            return config  # exactly the clients of an unsecured cluster, no security.* key
+        config["security.protocol"] = protocol.lower()
+        if protocol.startswith("SASL_"):
+            password = self.kafka_sasl_secret()
+            if not self.kafka_sasl_username or not password:
+                raise ConfigurationError(
+                    f"OUTBID_KAFKA_SECURITY_PROTOCOL={protocol} needs credentials: set "
+                    "OUTBID_KAFKA_SASL_USERNAME and OUTBID_KAFKA_SASL_PASSWORD "
+                    "(or OUTBID_KAFKA_SASL_PASSWORD_FILE)"
+                )
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            config["sasl.password"] = password
+        if protocol.endswith("SSL"):
+            if self.kafka_ssl_ca_file is not None:
+                config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
+            if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+                raise ConfigurationError(
+                    "mTLS needs both OUTBID_KAFKA_SSL_CERT_FILE and OUTBID_KAFKA_SSL_KEY_FILE"
+                )
+            if self.kafka_ssl_cert_file is not None:
+                config["ssl.certificate.location"] = str(self.kafka_ssl_cert_file)
+                config["ssl.key.location"] = str(self.kafka_ssl_key_file)
+        return config
 
     def worker_instance(self, web_port: int) -> str:
         """This worker's stable identity: its static group membership (group.instance.id) and

@@ -105,7 +105,7 @@ def measure(
             duplicates=0,
             run_id=f"F{uuid.uuid4().hex[:4]}",
         )
-        report = send_load(load, settings.kafka_bootstrap_servers, settings.topic(COMMANDS))
+        report = send_load(load, settings.kafka_client_config(), settings.topic(COMMANDS))
         ids = [f"{load.run_id}-{i}" for i in range(auctions)]
         workers.wait_written(report.total, redis=settings.redis_enabled, timeout_s=600)
         killed, survivor = workers.specs

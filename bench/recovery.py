@@ -158,7 +158,7 @@ class Bench:
             partitions = self.partitions
             written_after = time.time()
             bids = self.history.bids_for_every_partition(partitions)
-            kafka.send_all(self.settings.kafka_bootstrap_servers, commands, bids)
+            kafka.send_all(self.settings.kafka_client_config(), commands, bids)
             touched = self.history.expected([key.decode() for key, _ in bids])
             _wait(spec, pid, time.perf_counter(), lambda: _answers_right(spec.url, touched))
 

@@ -40,6 +40,7 @@ from app.domain import (
     evolve,
 )
 from app.errors import KafkaUnavailableError
+from app.kafka_config import KafkaConfig
 from app.producers import command_producer
 from app.settings import Settings
 from app.topics.admin import admin_client
@@ -73,7 +74,7 @@ class History:
         self.commands = 0
         self.now = datetime.now(UTC)
         self.producer: Producer = command_producer(
-            settings.kafka_bootstrap_servers,
+            settings.kafka_client_config(),
             **{
                 "linger.ms": 50,
                 "batch.size": 1_000_000,
@@ -188,10 +189,10 @@ class History:
         """Commit the workers' group's bid-commands offsets at the end: the history counts as
         processed. A group's offsets can be set from outside only while it has no member, and a
         stopped worker stays a member (static membership) until its session times out."""
-        wait_until_group_empty(self.settings.kafka_bootstrap_servers, self.settings.group_id)
+        wait_until_group_empty(self.settings.kafka_client_config(), self.settings.group_id)
         consumer = Consumer(
             {
-                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
+                **self.settings.kafka_client_config(),
                 "group.id": self.settings.group_id,
                 "enable.auto.commit": False,
                 "logger": logging.getLogger("librdkafka"),
@@ -224,9 +225,9 @@ class History:
 
 
 def wait_until_group_empty(
-    bootstrap: str, group: str, timeout_s: float = GROUP_EMPTY_TIMEOUT_S
+    kafka: KafkaConfig, group: str, timeout_s: float = GROUP_EMPTY_TIMEOUT_S
 ) -> None:
-    admin = admin_client(bootstrap)  # its librdkafka logs go through logging, as the CLI sets
+    admin = admin_client(kafka)  # its librdkafka logs go through logging, as the CLI sets
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -254,7 +255,7 @@ def fold_event_log(settings: Settings) -> tuple[dict[str, AuctionState], dict[st
     topic = settings.topic(EVENTS)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **settings.kafka_client_config(),
             "group.id": f"bench-replay-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",

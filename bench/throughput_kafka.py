@@ -26,6 +26,7 @@ from confluent_kafka import (
 
 from app import headers
 from app.errors import KafkaUnavailableError
+from app.kafka_config import KafkaConfig, bootstrap_of
 from app.producers import command_producer
 from bench.throughput_stats import CeilingRun, ViewMatcher, iso_stamp, restamp
 
@@ -36,10 +37,10 @@ BATCH = 1_000
 POLL_S = 0.1  # as app/engine/loop.py: the longest consume() waits for a batch to fill
 
 
-def _consumer(bootstrap: str, group: str, **extra: object) -> Consumer:
+def _consumer(kafka: KafkaConfig, group: str, **extra: object) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka,
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -53,15 +54,15 @@ def _consumer(bootstrap: str, group: str, **extra: object) -> Consumer:
 # --- sending ------------------------------------------------------------------------------
 
 
-def send_all(bootstrap: str, topic: str, records: Sequence[Record]) -> float:
+def send_all(kafka: KafkaConfig, topic: str, records: Sequence[Record]) -> float:
     """Every record as fast as the producer takes them; returns seconds until all are acked."""
     producer = command_producer(
-        bootstrap, **{"linger.ms": 5, "queue.buffering.max.messages": 1_000_000}
+        kafka, **{"linger.ms": 5, "queue.buffering.max.messages": 1_000_000}
     )
     started = time.perf_counter()
     for key, value in records:
         _produce(producer, topic, key, value)
-    _flush(producer, bootstrap)
+    _flush(producer, kafka)
     return time.perf_counter() - started
 
 
@@ -76,10 +77,12 @@ def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) ->
             return
 
 
-def _flush(producer: Producer, bootstrap: str) -> None:
+def _flush(producer: Producer, kafka: KafkaConfig) -> None:
     left = producer.flush(60)
     if left:
-        raise KafkaUnavailableError(f"{left} command(s) still unsent after 60 s to {bootstrap}")
+        raise KafkaUnavailableError(
+            f"{left} command(s) still unsent after 60 s to {bootstrap_of(kafka)}"
+        )
 
 
 class PacedSender:
@@ -90,9 +93,9 @@ class PacedSender:
     and its producer id, and that wait would count as the engine's latency.
     """
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self.producer = command_producer(bootstrap, **{"linger.ms": 1})
+    def __init__(self, kafka: KafkaConfig, topic: str) -> None:
+        self.kafka, self.topic = kafka, topic
+        self.producer = command_producer(kafka, **{"linger.ms": 1})
         self.producer.list_topics(topic, timeout=15)  # connects, learns the partition leaders
 
     def send(self, records: Sequence[Record], rate: float) -> tuple[int, float]:
@@ -107,7 +110,7 @@ class PacedSender:
                 sent += 1
             time.sleep(0.001)
         seconds = time.perf_counter() - started
-        _flush(self.producer, self.bootstrap)
+        _flush(self.producer, self.kafka)
         return sent, seconds
 
 
@@ -149,7 +152,7 @@ class Cadence:
 
 
 def passthrough(
-    bootstrap: str,
+    kafka: KafkaConfig,
     source: str,
     sink: str,
     expected: int,
@@ -165,7 +168,7 @@ def passthrough(
     group = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
     # the engine's fetch settings (app/engine/kafka.py)
     consumer = _consumer(
-        bootstrap, group, **{"fetch.max.bytes": 16 * 1024 * 1024, "fetch.wait.max.ms": 10}
+        kafka, group, **{"fetch.max.bytes": 16 * 1024 * 1024, "fetch.wait.max.ms": 10}
     )
     extra: dict[str, object] = {  # the engine's producer settings
         "linger.ms": 1,
@@ -174,7 +177,7 @@ def passthrough(
     }
     if transactional:
         extra["transactional.id"] = group
-    producer = command_producer(bootstrap, **extra)
+    producer = command_producer(kafka, **extra)
     try:
         consumer.subscribe([source])
         if transactional:
@@ -263,8 +266,8 @@ class OffsetWatcher:
     """Polls what the workers' consumer group has *committed*: a command's offset commits in the
     transaction that carries its events, table changelogs and aggregate snapshot."""
 
-    def __init__(self, bootstrap: str, group: str, commands: str, partitions: int):
-        self._consumer = _consumer(bootstrap, group)  # never subscribes: only reads offsets
+    def __init__(self, kafka: KafkaConfig, group: str, commands: str, partitions: int):
+        self._consumer = _consumer(kafka, group)  # never subscribes: only reads offsets
         self._commands = [TopicPartition(commands, p) for p in range(partitions)]
 
     def sample(self) -> Progress:
@@ -307,10 +310,10 @@ class LatencyCollector(threading.Thread):
     readable (its transaction committed) and subtracts the command's issued_at (the
     `outbid.issued-at` header the step puts on the event); ViewMatcher pairs events and views."""
 
-    def __init__(self, bootstrap: str, events: str, views: str, partitions: int) -> None:
+    def __init__(self, kafka: KafkaConfig, events: str, views: str, partitions: int) -> None:
         super().__init__(name="latency-collector", daemon=True)
         self._consumer = _consumer(
-            bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 10}
+            kafka, f"bench-latency-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 10}
         )
         self._events_topic, self._views_topic = events, views
         self._partitions = partitions

@@ -143,12 +143,12 @@ def ceiling(ctx: Context, label: str, commands: int, say: Say) -> list[CeilingRu
     try:
         opens, rest = commands_stream(1_000, commands - 1_000, ctx.seed)
         records = opens + rest
-        bootstrap = settings.kafka_bootstrap_servers
-        kafka.send_all(bootstrap, settings.topic(COMMANDS), records)
+        config = settings.kafka_client_config()
+        kafka.send_all(config, settings.topic(COMMANDS), records)
         runs = []
         for transactional in (True, False):
             run = kafka.passthrough(
-                bootstrap,
+                config,
                 settings.topic(COMMANDS),
                 settings.topic(EVENTS),
                 len(records),
@@ -182,21 +182,21 @@ def pipeline(
     """`scale` > 1: `scale` times the auctions, the same timed mix (as many closes as at 1x)."""
     settings = ctx.scoped(label)
     partitions = stack.create_topics(settings)
-    bootstrap, topic = settings.kafka_bootstrap_servers, settings.topic(COMMANDS)
+    config, topic = settings.kafka_client_config(), settings.topic(COMMANDS)
     opens, bids = commands_stream(auctions, commands, ctx.seed, close_share=0.2 / scale)
     folder = ctx.root / label
     procs = stack.Workers(folder, ctx.worker_env(settings, folder))
-    watcher = kafka.OffsetWatcher(bootstrap, settings.group_id, topic, partitions)
+    watcher = kafka.OffsetWatcher(config, settings.group_id, topic, partitions)
     try:
         procs.start(workers)
         say(f"{workers} worker(s) ready; opening {len(opens):,} auctions (untimed)")
-        kafka.send_all(bootstrap, topic, opens)
+        kafka.send_all(config, topic, opens)
         watcher.wait(len(opens), _timeout(len(opens)))
         base = procs.wait_written(len(opens), redis=ctx.redis)
         load = stack.load_average()
         total = len(opens) + len(bids)
         started = time.perf_counter()
-        sent_s = kafka.send_all(bootstrap, topic, bids)
+        sent_s = kafka.send_all(config, topic, bids)
         samples = watcher.wait(
             total, _timeout(len(bids)), lambda p: tick(p.commands_done - len(opens), len(bids))
         )
@@ -238,24 +238,24 @@ def latency(
     """One worker; LOAD_LEVELS of `max_rate`, then STEADY_RATE, each for `seconds`."""
     settings = ctx.scoped("latency")
     partitions = stack.create_topics(settings)
-    bootstrap, topic = settings.kafka_bootstrap_servers, settings.topic(COMMANDS)
+    config, topic = settings.kafka_client_config(), settings.topic(COMMANDS)
     rates: list[tuple[float | None, float]] = [(s, s * max_rate) for s in LOAD_LEVELS]
     rates.append((None, STEADY_RATE))
     sizes = [max(1, int(rate * seconds)) for _share, rate in rates]
     opens, bids = commands_stream(auctions, sum(sizes), ctx.seed)
     folder = ctx.root / "latency"
     procs = stack.Workers(folder, ctx.worker_env(settings, folder))
-    watcher = kafka.OffsetWatcher(bootstrap, settings.group_id, topic, partitions)
+    watcher = kafka.OffsetWatcher(config, settings.group_id, topic, partitions)
     collector = kafka.LatencyCollector(
-        bootstrap, settings.topic(EVENTS), settings.topic(HIGHEST_BIDS_CHANGELOG), partitions
+        config, settings.topic(EVENTS), settings.topic(HIGHEST_BIDS_CHANGELOG), partitions
     )
     levels: list[LatencyLevel] = []
     try:
         procs.start(1)
         # the collector and the sender connect while the auctions open: never on the clock
         collector.start_at_end()
-        sender = kafka.PacedSender(bootstrap, topic)
-        kafka.send_all(bootstrap, topic, opens)
+        sender = kafka.PacedSender(config, topic)
+        kafka.send_all(config, topic, opens)
         done = len(opens)
         watcher.wait(done, _timeout(done))
         procs.wait_written(done, redis=ctx.redis)

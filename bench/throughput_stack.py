@@ -59,10 +59,10 @@ def servers(root: Path, kafka_heap: str) -> Iterator[Servers]:
 def create_topics(settings: Settings) -> int:
     """Every topics.yaml topic under settings.topic_prefix; returns the co-partitioned count."""
     spec = load_topics(settings.topics_file)
-    client = admin.admin_client(settings.kafka_bootstrap_servers)
+    client = admin.admin_client(settings.kafka_client_config())
     prefix = settings.topic_prefix
     admin.apply(
-        admin.plan(spec, client, settings.kafka_bootstrap_servers, prefix), spec, client, prefix
+        admin.plan(spec, client, settings.kafka_client_config(), prefix), spec, client, prefix
     )
     return spec.partitions("bid-commands")
 
@@ -70,7 +70,7 @@ def create_topics(settings: Settings) -> int:
 def delete_topics(settings: Settings) -> None:
     """Remove one run's topics (only on servers we did not start: a private stack is discarded)."""
     spec = load_topics(settings.topics_file)
-    client = admin.admin_client(settings.kafka_bootstrap_servers)
+    client = admin.admin_client(settings.kafka_client_config())
     names = [t.name for t in spec.resolve(1, settings.topic_prefix)]
     for future in client.delete_topics(names, operation_timeout=30).values():
         with contextlib.suppress(Exception):  # already gone, or never created

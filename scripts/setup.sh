@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in redis-server:redis-server kcat:kcat chromium:chromium; do
+for pair in redis-server:redis-server kcat:kcat chromium:chromium openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if ((${#need[@]})); then

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from app.errors import KafkaUnavailableError
+from app.kafka_config import KafkaConfig, bootstrap_of, unavailable
 from app.topics.admin import admin_client
 from app.topics.incarnation import Incarnation, incarnations
 
@@ -42,12 +43,13 @@ class Record:
 class TopicReader:
     """One consumer (no group membership, no commits) for the auditor's sequential reads."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConfig) -> None:
+        self.kafka = kafka
+        self.bootstrap = bootstrap_of(kafka)
         self._incarnations: dict[str, Incarnation] = {}
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka,
                 "group.id": f"outbid-verify-{uuid.uuid4().hex}",  # never committed: offsets unused
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",  # aborted transactions are not the record
@@ -63,14 +65,14 @@ class TopicReader:
     def incarnation(self, topic: str) -> Incarnation:
         """The live topic's cluster and topic id (app/topics/incarnation.py), asked once per reader."""
         if topic not in self._incarnations:
-            self._incarnations.update(incarnations(admin_client(self.bootstrap), [topic]))
+            self._incarnations.update(incarnations(admin_client(self.kafka), [topic]))
         return self._incarnations[topic]
 
     def partitions(self, topic: str) -> list[int]:
         try:
             metadata = self.consumer.list_topics(topic, timeout=15)
         except KafkaException as exc:
-            raise KafkaUnavailableError(f"Kafka at {self.bootstrap} did not answer: {exc}") from exc
+            raise unavailable(self.kafka, exc) from exc
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             raise KafkaUnavailableError(
@@ -99,9 +101,7 @@ class TopicReader:
         raise AssertionError("unreachable")
 
     def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
-        probe = Consumer(
-            {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False}
-        )
+        probe = Consumer({**self.kafka, "group.id": group, "enable.auto.commit": False})
         try:
             found = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=15)
         finally:

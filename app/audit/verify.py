@@ -37,7 +37,7 @@ Progress = Callable[[str, int, int], None]
 
 def verify(settings: Settings, *, live: bool = False, progress: Progress | None = None) -> Findings:
     topic = settings.topic
-    reader = TopicReader(settings.kafka_bootstrap_servers)
+    reader = TopicReader(settings.kafka_client_config())
     redis_client = (
         redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=10)
         if settings.redis_enabled

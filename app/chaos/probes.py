@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from app.devstack import tools
+from app.kafka_config import KafkaConfig
 
 OPEN_TRANSACTIONS_TIMEOUT_S = 90.0  # the engine's transaction.timeout.ms (30 s) and then some
 EXACT_LAG_BELOW = 1_000  # a smaller gap is read record by record (markers are not lag)
@@ -31,13 +32,13 @@ FIND_HANGING_HEADER = (
 )
 
 
-def lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> int:
+def lag(kafka: KafkaConfig, group: str, topics: list[str], partitions: int) -> int:
     """Committed records after `group`'s committed offsets (read_committed: transaction markers
     and aborted records are not lag). A gap of EXACT_LAG_BELOW offsets or more counts as offsets
     (an upper bound, while catching up)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka,
             "group.id": group,
             "enable.auto.commit": False,
             "enable.partition.eof": True,  # "nothing after here" even when only markers follow
@@ -86,12 +87,12 @@ def _records_between(consumer: Consumer, topic: str, partition: int, start: int,
         consumer.unassign()
 
 
-def open_partitions(bootstrap: str, topics: list[str]) -> list[str]:
+def open_partitions(kafka: KafkaConfig, topics: list[str]) -> list[str]:
     """Partitions whose last stable offset is below their high watermark (a transaction open)."""
     readers = [
         Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **kafka,
                 "group.id": f"outbid-chaos-lso-{level}",
                 "isolation.level": level,
                 "logger": logging.getLogger("librdkafka"),
@@ -116,13 +117,13 @@ def open_partitions(bootstrap: str, topics: list[str]) -> list[str]:
 
 
 def settle_transactions(
-    bootstrap: str, topics: list[str], timeout_s: float = OPEN_TRANSACTIONS_TIMEOUT_S
+    kafka: KafkaConfig, topics: list[str], timeout_s: float = OPEN_TRANSACTIONS_TIMEOUT_S
 ) -> float:
     """Wait until no partition of `topics` has an open transaction; the seconds it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         try:
-            if not open_partitions(bootstrap, topics):
+            if not open_partitions(kafka, topics):
                 break
         except KafkaException:
             pass  # a leader moving: ask again

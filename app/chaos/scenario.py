@@ -23,6 +23,7 @@ from app.devstack import workers as worker_procs
 from app.devstack.kafka import KafkaCluster
 from app.devstack.redis import RedisServer
 from app.errors import KafkaUnavailableError
+from app.kafka_config import KafkaConfig
 from app.settings import Settings
 from app.topics import admin, load_topics
 from app.topics.spec import COMMANDS
@@ -125,14 +126,18 @@ def run(
     try:
         cluster.start()
         redis_server.start()
-        bootstrap = cluster.bootstrap
-        settings = settings.model_copy(
-            update={"kafka_bootstrap_servers": bootstrap, "redis_url": SecretStr(redis_server.url)}
+        bootstrap, kafka = cluster.bootstrap, cluster.client_config
+        settings = settings.model_copy(  # its own cluster: PLAINTEXT, whatever the environment says
+            update={
+                "kafka_bootstrap_servers": bootstrap,
+                "kafka_security_protocol": "PLAINTEXT",
+                "redis_url": SecretStr(redis_server.url),
+            }
         )
         topics = load_topics(settings.topics_file)
-        client = admin.admin_client(bootstrap)
+        client = admin.admin_client(kafka)
         admin.apply(
-            admin.plan(topics, client, bootstrap, settings.topic_prefix),
+            admin.plan(topics, client, kafka, settings.topic_prefix),
             topics,
             client,
             settings.topic_prefix,
@@ -153,7 +158,7 @@ def run(
         workers.start_all()
         say(f"{spec.workers} workers ready")
 
-        report = _load_under_faults(spec, cluster, workers, bootstrap, settings, result, say)
+        report = _load_under_faults(spec, cluster, workers, kafka, settings, result, say)
         result.sent, result.load_seconds = dict(report.sent), report.seconds
         say(
             f"load done: {report.total} commands in {report.seconds:.0f}s; waiting for the workers to catch up"
@@ -161,18 +166,18 @@ def run(
         commands = [settings.topic(COMMANDS)]
         partitions = topics.partitions(COMMANDS)
         result.catch_up_seconds, result.backlog = _catch_up(
-            spec, workers, bootstrap, settings, partitions, say
+            spec, workers, kafka, settings, partitions, say
         )
         # The audit reads committed records only, up to each partition's last stable offset: a
         # transaction still open there (a killed worker's, until the broker aborts it after the
         # transaction timeout) would hide every later record. Audit once none is open.
         open_for = settle_transactions(
-            bootstrap, [t.name for t in topics.resolve(spec.brokers, settings.topic_prefix)]
+            kafka, [t.name for t in topics.resolve(spec.brokers, settings.topic_prefix)]
         )
         result.open_transactions_seconds = round(open_for, 1)
         if open_for:
             say(f"  waited {open_for:.0f}s for open transactions to end")
-        result.lag = _retrying(lambda: lag(bootstrap, settings.group_id, commands, partitions))
+        result.lag = _retrying(lambda: lag(kafka, settings.group_id, commands, partitions))
         result.rebalances = workers.rebalances()
         say(f"caught up in {result.catch_up_seconds:.0f}s (lag {result.lag}); auditing")
         result.findings = verify(settings)
@@ -196,7 +201,7 @@ def _load_under_faults(
     spec: ChaosSpec,
     cluster: KafkaCluster,
     workers: _Workers,
-    bootstrap: str,
+    kafka: KafkaConfig,
     settings: Settings,
     result: ChaosResult,
     say: Callable[[str], None],
@@ -219,7 +224,7 @@ def _load_under_faults(
 
     def produce_load() -> None:
         try:
-            outcome["report"] = loadgen.run(load_spec(spec), bootstrap, settings.topic(COMMANDS))
+            outcome["report"] = loadgen.run(load_spec(spec), kafka, settings.topic(COMMANDS))
         except Exception as exc:
             outcome["error"] = exc
 
@@ -261,7 +266,7 @@ def _load_under_faults(
 def _catch_up(
     spec: ChaosSpec,
     workers: _Workers,
-    bootstrap: str,
+    kafka: KafkaConfig,
     settings: Settings,
     partitions: int,
     say: Callable[[str], None],
@@ -277,7 +282,7 @@ def _catch_up(
         workers.supervise("catch-up")
         asked = time.monotonic()
         try:
-            remaining = lag(bootstrap, settings.group_id, [settings.topic(COMMANDS)], partitions)
+            remaining = lag(kafka, settings.group_id, [settings.topic(COMMANDS)], partitions)
         except KafkaException as exc:
             # A leader moving after the broker kill (NOT_LEADER_FOR_PARTITION, which
             # librdkafka does not flag retriable here): ask again, a bounded number of times.

@@ -42,9 +42,10 @@ def demo(auctions: int, bids: int, workers: int) -> None:  # noqa: PLR0915 - a s
         state = stack.up(settings)
     console.print(f"[green]✓[/] Kafka {state.kafka}, Redis {state.redis}")
     spec = load_topics(settings.topics_file)
-    client = admin.admin_client(state.kafka)
+    config = stack.admin_config(settings, state)
+    client = admin.admin_client(config)
     admin.apply(
-        admin.plan(spec, client, state.kafka, settings.topic_prefix),
+        admin.plan(spec, client, config, settings.topic_prefix),
         spec,
         client,
         settings.topic_prefix,

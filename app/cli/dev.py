@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import click
 
 from app.devstack import stack
 from app.devstack.redis import redacted
+from app.devstack.security import SecureCluster
 from app.settings import get_settings
 
 
@@ -44,20 +46,36 @@ def dev() -> None:
     type=click.IntRange(1024, 65535),
     help="Default 6379, or a free port when 6379 is taken.",
 )
-def up(brokers: int, workers: int, kafka_port: int | None, redis_port: int | None) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL_SSL (SCRAM-SHA-512) only, TLS certificates and passwords generated into the state "
+    "dir, the StandardAuthorizer with infra/kafka/acls.yaml; prints each principal's settings.",
+)
+def up(
+    brokers: int, workers: int, kafka_port: int | None, redis_port: int | None, secure: bool
+) -> None:
     """Bring the stack up and wait until every part answers."""
     settings = get_settings()
     with click.progressbar(length=1, label="starting Kafka and Redis") as bar:
-        state = stack.up(settings, brokers=brokers, kafka_port=kafka_port, redis_port=redis_port)
+        state = stack.up(
+            settings, brokers=brokers, kafka_port=kafka_port, redis_port=redis_port, secure=secure
+        )
         bar.update(1)
-    if workers:
-        from app.devstack import workers as worker_procs  # noqa: PLC0415
+    if state.secure or workers:
+        from app.devstack.security import apply_acls  # noqa: PLC0415
         from app.topics import admin, load_topics  # noqa: PLC0415
 
+        config = stack.admin_config(settings, state)
         spec = load_topics(settings.topics_file)  # workers need their topics: apply them first
-        client = admin.admin_client(state.kafka)
-        plan = admin.plan(spec, client, state.kafka, settings.topic_prefix)
+        client = admin.admin_client(config)
+        plan = admin.plan(spec, client, config, settings.topic_prefix)
         admin.apply(plan, spec, client, settings.topic_prefix)
+        if state.secure:
+            apply_acls(client, settings.topic_prefix)
+    if workers:
+        from app.devstack import workers as worker_procs  # noqa: PLC0415
+
         with click.progressbar(length=workers, label=f"starting {workers} worker(s)") as bar:
             state = worker_procs.ensure(settings, state, workers)
             bar.update(workers)
@@ -65,7 +83,24 @@ def up(brokers: int, workers: int, kafka_port: int | None, redis_port: int | Non
     click.echo(f"redis:   {redacted(state.redis)}{' (external)' if state.redis_external else ''}")
     for worker in state.workers:
         click.echo(f"worker:  {worker['url']}")
+    if state.secure:
+        _print_principals(stack.security(settings))
     click.echo("stop with: outbid dev down")
+
+
+def _print_principals(secured: SecureCluster) -> None:
+    """How to be each principal: settings naming the password file, never a password."""
+    click.echo("\nSASL_SSL only (no PLAINTEXT listener); ACLs from infra/kafka/acls.yaml.")
+    click.echo("Export one principal's settings before running outbid (docs/security.md):")
+    for principal, role in (
+        ("worker", "workers (faust -A app worker); `outbid dev up --workers` uses it"),
+        ("ingest", "command writers: outbid produce/loadgen, outbid kafka kafka-console-producer"),
+        ("reader", "outbid verify, outbid rebuild, downstream consumers"),
+        ("admin", "super user: outbid topics apply, kafka-acls, kafka-configs"),
+    ):
+        click.echo(f"  # {principal}: {role}")
+        for name, value in secured.env(principal).items():
+            click.echo(f"  export {name}={shlex.quote(value)}")
 
 
 @dev.command()

@@ -75,7 +75,7 @@ def loadgen_command(
             done = bar.tasks[0].completed
             bar.update(task, rate=f"{done / max(time.perf_counter() - started, 1e-6):,.0f}")
 
-        report = loadgen.run(spec, settings.kafka_bootstrap_servers, settings.topic(COMMANDS), tick)
+        report = loadgen.run(spec, settings.kafka_client_config(), settings.topic(COMMANDS), tick)
         bar.update(task, completed=report.total)
     summary = report.as_json()
     click.echo(

@@ -38,7 +38,7 @@ def produce(source: IO[bytes], allow_invalid: bool) -> None:
 
     settings = get_settings()
     topic = settings.topic(COMMANDS)
-    out = command_producer(settings.kafka_bootstrap_servers, **{"linger.ms": 5})
+    out = command_producer(settings.kafka_client_config(), **{"linger.ms": 5})
     sent = skipped = 0
     for number, raw in enumerate(source, start=1):
         line = raw.rstrip(b"\r\n")

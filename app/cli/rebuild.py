@@ -50,7 +50,7 @@ def highest_bids(from_snapshots: bool, out: Path | None, json_file: Path | None)
     """
     settings = get_settings()
     out = out or settings.state_dir / "rebuilds" / f"highest_bids-{time.strftime('%Y%m%d-%H%M%S')}"
-    reader = TopicReader(settings.kafka_bootstrap_servers)
+    reader = TopicReader(settings.kafka_client_config())
     console = Console(stderr=True)
     try:
         partitions = rebuilding.plan(settings, reader, from_snapshots=from_snapshots)

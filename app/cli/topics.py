@@ -18,9 +18,9 @@ def topics() -> None:
 def _plan() -> tuple[admin.Plan, object, object]:
     settings = get_settings()
     spec = load_topics(settings.topics_file)
-    client = admin.admin_client(settings.kafka_bootstrap_servers)
+    client = admin.admin_client(settings.kafka_client_config())
     return (
-        admin.plan(spec, client, settings.kafka_bootstrap_servers, settings.topic_prefix),
+        admin.plan(spec, client, settings.kafka_client_config(), settings.topic_prefix),
         spec,
         client,
     )

@@ -2,6 +2,7 @@
 
 Node i (0-based) listens on port+2i (clients) and port+2i+1 (controller quorum); all nodes
 are voters of one static quorum. Data and logs live under data_root/node-<id>/.
+With `security` (app/devstack/security.py) the client port speaks SASL_SSL only.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 
 from app.devstack import jars, processes
+from app.devstack.security import SecureCluster
 from app.devstack.system import require_java
 from app.errors import DevStackError
 from app.settings import REPO_ROOT
@@ -73,6 +76,7 @@ class KafkaCluster:
     size: int = 1
     heap: str = "512m"
     pids: dict[int, int] = field(default_factory=dict)  # node_id -> pid
+    security: SecureCluster | None = None  # None: PLAINTEXT, no authentication
 
     @property
     def nodes(self) -> list[KafkaNode]:
@@ -87,6 +91,13 @@ class KafkaCluster:
     def bootstrap(self) -> str:
         return ",".join(n.address for n in self.nodes)
 
+    @property
+    def client_config(self) -> dict[str, Any]:
+        """An admin client's librdkafka settings (the super user `admin` when secured)."""
+        if self.security is None:
+            return {"bootstrap.servers": self.bootstrap}
+        return self.security.client_config(self.bootstrap, "admin")
+
     def node(self, node_id: int) -> KafkaNode:
         return self.nodes[node_id - 1]
 
@@ -95,7 +106,7 @@ class KafkaCluster:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         rf = min(3, self.size)
         min_isr = 2 if rf >= 3 else 1
-        lines = {
+        lines: dict[str, object] = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
@@ -119,6 +130,8 @@ class KafkaCluster:
             "log.cleaner.dedupe.buffer.size": 33554432,  # the 128 MiB default needs a 1 GiB heap
             "log.segment.bytes": 104857600,
         }
+        if self.security is not None:
+            lines.update(self.security.server_properties(node.port, node.controller_port))
         return "".join(f"{k}={v}\n" for k, v in lines.items())
 
     def _prepare(self, node: KafkaNode, classpath: str, java: str) -> Path:
@@ -143,6 +156,7 @@ class KafkaCluster:
                 f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
+                *(self.security.scram_format_args() if self.security else []),
             ],
             capture_output=True,
             text=True,
@@ -193,7 +207,7 @@ class KafkaCluster:
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Block until every node is in the cluster metadata (a real metadata round trip)."""
-        admin = admin_client(self.bootstrap)
+        admin = admin_client(self.client_config)
         deadline = time.monotonic() + timeout_s
         seen = 0
         while time.monotonic() < deadline:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.devstack import jars
 from app.devstack.system import require_java
@@ -29,6 +31,17 @@ TOOLS = {
     "kafka-dump-log": "kafka.tools.DumpLogSegments",  # still in the core jar in 4.1
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-storage": "kafka.tools.StorageTool",
+    "kafka-acls": "org.apache.kafka.tools.AclCommand",
+}
+# The option each tool reads client properties from (security settings); the others:
+# --command-config. Tools that open no client connection are absent.
+CONFIG_OPTIONS = {
+    "kafka-console-producer": "--producer.config",
+    "kafka-console-consumer": "--consumer.config",
+    "kafka-producer-perf-test": "--producer.config",
+    "kafka-consumer-perf-test": "--consumer.config",
+    "kafka-storage": None,
+    "kafka-dump-log": None,
 }
 
 
@@ -48,6 +61,29 @@ def tool_command(tool: str, args: Sequence[str]) -> list[str]:
         TOOLS[name],
         *args,
     ]
+
+
+def config_option(tool: str) -> str | None:
+    return CONFIG_OPTIONS.get(tool.removesuffix(".sh"), "--command-config")
+
+
+def with_command_config(tool: str, args: Sequence[str], config: Path) -> list[str]:
+    """`args` with the tool's client-properties option naming `config` in front (before any
+    sub-command, which kafka-transactions needs), unless the caller passed that option."""
+    option = config_option(tool)
+    if option is None or any(a == option or a.startswith(f"{option}=") for a in args):
+        return list(args)
+    return [option, str(config), *args]
+
+
+def run_tool(tool: str, args: Sequence[str], config: Path) -> int:
+    """Run the tool with a generated client-properties file (a secured cluster); its exit code.
+    A child, not exec: the file holds secrets and is deleted when the tool ends."""
+    cmd = tool_command(tool, with_command_config(tool, args, config))
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 def exec_tool(tool: str, args: Sequence[str]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.devstack import processes
-from app.devstack.stack import StackState, save_state
+from app.devstack.stack import StackState, save_state, security
 from app.errors import DevStackError
 from app.settings import Settings
 
@@ -93,8 +93,11 @@ def wait_ready(
     raise DevStackError(f"workers not ready after {timeout_s:.0f}s; see {specs[0].log_file}")
 
 
-def worker_env(state: StackState) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": state.kafka, "REDIS_URL": state.redis}
+def worker_env(settings: Settings, state: StackState) -> dict[str, str]:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": state.kafka, "REDIS_URL": state.redis}
+    if state.secure:  # the worker principal (infra/kafka/acls.yaml), never a super user
+        env.update(security(settings).env("worker"))
+    return env
 
 
 def ensure(settings: Settings, state: StackState, count: int) -> StackState:
@@ -112,7 +115,7 @@ def ensure(settings: Settings, state: StackState, count: int) -> StackState:
             port += 1
         index += 1
         spec = WorkerSpec(index, port, settings.state_dir / "workers" / f"worker-{index}")
-        pids.append(start(spec, worker_env(state)))
+        pids.append(start(spec, worker_env(settings, state)))
         specs.append(spec)
         used.add(port)
         state.workers = [

@@ -92,7 +92,7 @@ class Assignment:
             # With read_committed this waits until no transaction of a previous owner is pending
             # on the offsets (KIP-447): the changelogs read next then hold all it committed.
             consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S)
-            reader = TopicReader(self.settings.kafka_bootstrap_servers)
+            reader = TopicReader(self.settings.kafka_client_config())
             try:
                 for topic in [self.events_topic, *map(self.changelog_topic, TABLES)]:
                     self.incarnations[topic] = reader.incarnation(topic)

@@ -28,7 +28,7 @@ def url_of(client: str) -> str | None:
 def consumer(settings: Settings, instance: str, url: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **settings.kafka_client_config(),
             "group.id": settings.group_id,
             "client.id": client_id(url),
             # Static membership (KIP-345): a restart inside the session timeout gets the same
@@ -54,7 +54,7 @@ def consumer(settings: Settings, instance: str, url: str) -> Consumer:
 
 def producer(settings: Settings, instance: str) -> Producer:
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **settings.kafka_client_config(),
         # Stable per worker: a restarted worker fences its killed predecessor's open transaction.
         "transactional.id": f"{settings.group_id}-{instance}",
         "transaction.timeout.ms": 30_000,

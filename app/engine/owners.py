@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from app.engine.kafka import url_of
+from app.kafka_config import KafkaConfig
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 5.0
 
 
 class Owners:
-    def __init__(self, bootstrap: str, group: str, topic: str, max_age_s: float = 5.0) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConfig, group: str, topic: str, max_age_s: float = 5.0) -> None:
+        self.kafka = kafka
         self._admin: AdminClient | None = None  # connects on first use, not at import
         self.group, self.topic, self.max_age_s = group, topic, max_age_s
         self._owners: dict[int, str] = {}
@@ -47,7 +49,8 @@ class Owners:
 
     def _describe(self) -> dict[int, str]:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+            config: dict[str, Any] = {**self.kafka, "logger": logging.getLogger("librdkafka")}
+            self._admin = AdminClient(config)  # the stubs type the config as scalars
         try:
             future = self._admin.describe_consumer_groups([self.group], request_timeout=TIMEOUT_S)
             description = future[self.group].result(timeout=TIMEOUT_S)

@@ -23,7 +23,8 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from app.errors import KafkaUnavailableError, TopicsDriftError
+from app.errors import TopicsDriftError
+from app.kafka_config import KafkaConfig, unavailable
 from app.topics.spec import ResolvedTopic, TopicsSpec
 
 log = logging.getLogger(__name__)
@@ -51,24 +52,22 @@ class Plan:
         return [c for c in self.changes if c.action != "refuse"]
 
 
-def admin_client(bootstrap: str) -> AdminClient:
+def admin_client(kafka: KafkaConfig) -> AdminClient:
     # librdkafka logs every refused connection to stderr; route it through logging instead.
-    return AdminClient({"bootstrap.servers": bootstrap, "logger": logging.getLogger("librdkafka")})  # type: ignore[dict-item]
+    config: dict[str, Any] = {**kafka, "logger": logging.getLogger("librdkafka")}
+    return AdminClient(config)  # the stubs type the config as scalars; a logger is allowed
 
 
-def cluster_size(admin: AdminClient, bootstrap: str) -> int:
+def cluster_size(admin: AdminClient, kafka: KafkaConfig) -> int:
     try:
         metadata = admin.list_topics(timeout=TIMEOUT_S)
     except KafkaException as exc:
-        raise KafkaUnavailableError(
-            f"Kafka at {bootstrap} did not answer within {TIMEOUT_S:.0f}s ({exc.args[0]}). "
-            "Start the local stack with `outbid dev up`, or point KAFKA_BOOTSTRAP_SERVERS at a running cluster."
-        ) from exc
+        raise unavailable(kafka, exc) from exc
     return len(metadata.brokers)
 
 
-def plan(spec: TopicsSpec, admin: AdminClient, bootstrap: str, prefix: str = "") -> Plan:
-    brokers = cluster_size(admin, bootstrap)
+def plan(spec: TopicsSpec, admin: AdminClient, kafka: KafkaConfig, prefix: str = "") -> Plan:
+    brokers = cluster_size(admin, kafka)
     wanted = spec.resolve(brokers, prefix)
     live = admin.list_topics(timeout=TIMEOUT_S).topics
     result = Plan(brokers=brokers)

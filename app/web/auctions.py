@@ -72,7 +72,7 @@ def register(
     gate: Gate,
 ) -> Router:
     partitions = load_topics(settings.topics_file).partitions(COMMANDS)
-    owners = Owners(settings.kafka_bootstrap_servers, settings.group_id, settings.topic(COMMANDS))
+    owners = Owners(settings.kafka_client_config(), settings.group_id, settings.topic(COMMANDS))
     router = Router(app, service, owners, partitions)
 
     def unavailable(view: View, why: str) -> Response:

@@ -219,7 +219,7 @@ async def _submit(  # noqa: PLR0911, PLR0912 - one early answer per way a reques
 
 
 def register(app: faust.App, settings: Settings, gate: Gate, router: Router) -> None:
-    producer = AsyncProducer(settings.kafka_bootstrap_servers)
+    producer = AsyncProducer(settings.kafka_client_config())
     ingest = Ingest(app, producer, settings.topic(COMMANDS), gate, router)
 
     @app.page("/auctions")

@@ -12,14 +12,15 @@ import threading
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from app.kafka_config import KafkaConfig
 from app.producers import command_producer
 
 POLL_S = 0.1
 
 
 class AsyncProducer:
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConfig) -> None:
+        self.kafka = kafka
         self._producer: Producer | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -28,7 +29,7 @@ class AsyncProducer:
     def _started(self) -> Producer:
         with self._lock:
             if self._producer is None:  # connects on first use, not at import
-                self._producer = command_producer(self.bootstrap, **{"linger.ms": 1})
+                self._producer = command_producer(self.kafka, **{"linger.ms": 1})
                 self._thread = threading.Thread(
                     target=self._serve, name="outbid-ingest", daemon=True
                 )

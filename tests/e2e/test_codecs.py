@@ -437,7 +437,7 @@ def decided(line: Pipeline) -> set[str]:
 
 def commands_read(line: Pipeline, keys: set[bytes]) -> dict[bytes, list[dict[str, bytes]]]:
     """The headers of each record under `keys`, read by the auditor's reader."""
-    reader, topic = TopicReader(line.bootstrap), line.topic("bid-commands")
+    reader, topic = TopicReader({"bootstrap.servers": line.bootstrap}), line.topic("bid-commands")
     found: dict[bytes, list[dict[str, bytes]]] = {}
     try:
         for p in reader.partitions(topic):

@@ -51,7 +51,7 @@ def load_and_catch_up(env: dict[str, str], bootstrap: str, run_id: str, commands
     sent = run_outbid("loadgen", *args, env=env)
     assert sent.returncode == 0, sent.stderr
     deadline = time.monotonic() + 180
-    while lag(bootstrap, GROUP, ["bid-commands"], 8) != 0:
+    while lag({"bootstrap.servers": bootstrap}, GROUP, ["bid-commands"], 8) != 0:
         assert time.monotonic() < deadline, "the workers did not catch up"
         time.sleep(0.5)
 

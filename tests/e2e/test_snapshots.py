@@ -63,7 +63,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 120) -> No
 
 def caught_up(line: Pipeline) -> bool:
     topics = [line.topic("bid-commands")]
-    return lag(line.bootstrap, f"{line.prefix}outbid", topics, 8) == 0
+    return lag({"bootstrap.servers": line.bootstrap}, f"{line.prefix}outbid", topics, 8) == 0
 
 
 def loadgen(line: Pipeline, commands: int, rate: int, run_id: str) -> subprocess.Popen[str]:
@@ -264,7 +264,7 @@ def test_aggregate_snapshots_load_and_are_audited(pipeline: Pipeline, tmp_path: 
     assert counts["aggregate_snapshots_checked"] > 50
 
     settings = Settings(KAFKA_BOOTSTRAP_SERVERS=pipeline.bootstrap, topic_prefix=pipeline.prefix)  # type: ignore[call-arg]
-    reader = TopicReader(pipeline.bootstrap)
+    reader = TopicReader({"bootstrap.servers": pipeline.bootstrap})
     snapshots, events = settings.topic("auction-snapshots"), settings.topic("auction-events")
     try:
         folded: dict[str, AuctionState] = {}
@@ -281,7 +281,7 @@ def test_aggregate_snapshots_load_and_are_audited(pipeline: Pipeline, tmp_path: 
         assert loaded.state == folded[busiest]
 
         # A snapshot this outbid cannot read: loading folds the log, and verify names it.
-        producer = command_producer(pipeline.bootstrap)
+        producer = command_producer({"bootstrap.servers": pipeline.bootstrap})
         producer.produce(snapshots, key=busiest.encode(), value=b'{"format": 99}')
         producer.flush(10)
         fallback = aggregates.load(reader, snapshots, events, busiest, max_recent=128)

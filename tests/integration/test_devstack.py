@@ -94,8 +94,8 @@ def test_three_node_cluster_gives_a_replication_factor_3_topic_three_in_sync_rep
     try:
         cluster.start()
         spec = load_topics(REPO / "topics.yaml")
-        client = topics_admin.admin_client(cluster.bootstrap)
-        plan = topics_admin.plan(spec, client, cluster.bootstrap, "rf3.")
+        client = topics_admin.admin_client(cluster.client_config)
+        plan = topics_admin.plan(spec, client, cluster.client_config, "rf3.")
         assert plan.brokers == 3
         topics_admin.apply(plan, spec, client, "rf3.")
         deadline = time.monotonic() + 30
@@ -115,7 +115,7 @@ def test_three_node_cluster_gives_a_replication_factor_3_topic_three_in_sync_rep
             assert sorted(partition.replicas) == [1, 2, 3]
             assert sorted(partition.isrs) == [1, 2, 3]
         # min.insync.replicas follows the cluster: 2 of 3, without editing topics.yaml
-        assert topics_admin.plan(spec, client, cluster.bootstrap, "rf3.").changes == []
+        assert topics_admin.plan(spec, client, cluster.client_config, "rf3.").changes == []
         assert spec.resolve(3)[0].configs["min.insync.replicas"] == "2"
     finally:
         cluster.stop()

@@ -35,14 +35,14 @@ def settings(servers: Servers, prefix: str, outbid_env: dict[str, str]) -> Setti
 
 
 def write_changelog(settings: Settings, table: Table, values: dict[bytes, bytes]) -> None:
-    producer = command_producer(settings.kafka_bootstrap_servers)
+    producer = command_producer(settings.kafka_client_config())
     for key, value in values.items():
         producer.produce(settings.topic(table.changelog), key=key, value=value, partition=PARTITION)
     assert producer.flush(30) == 0
 
 
 def incarnation(settings: Settings, table: Table) -> Incarnation:
-    reader = TopicReader(settings.kafka_bootstrap_servers)
+    reader = TopicReader(settings.kafka_client_config())
     try:
         return reader.incarnation(settings.topic(table.changelog))
     finally:
@@ -51,7 +51,7 @@ def incarnation(settings: Settings, table: Table) -> Incarnation:
 
 def recreate(settings: Settings, env: dict[str, str], table: Table) -> None:
     """Delete the changelog topic and create it again, as `outbid topics apply` does."""
-    admin = admin_client(settings.kafka_bootstrap_servers)
+    admin = admin_client(settings.kafka_client_config())
     topic = settings.topic(table.changelog)
     admin.delete_topics([topic])[topic].result()
     deadline = time.monotonic() + 60
@@ -81,7 +81,7 @@ def recovered(
     settings: Settings, folder: Path, snapshots: TableSnapshots | None = None
 ) -> tuple[PartitionTables, dict[str, tuple[str, int]]]:
     tables = PartitionTables(PARTITION, folder, rocksdb_options(Cache(1 << 20)), 100)
-    reader = TopicReader(settings.kafka_bootstrap_servers)
+    reader = TopicReader(settings.kafka_client_config())
     try:
         done = recover(tables, reader, lambda t: settings.topic(t.changelog), snapshots)
     finally:
