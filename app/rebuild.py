@@ -22,7 +22,7 @@ from app.audit.checks import digest, normalised_view, version_of
 from app.audit.reader import TopicReader
 from app.domain import HighestBid, apply, decode_event, decode_view, encode_view
 from app.settings import Settings
-from app.snapshots.blobs import DirectoryBlobStore
+from app.snapshots.blobs import blob_store
 from app.snapshots.checkpoints import Policy, TableSnapshots
 from app.topics.spec import EVENTS, HIGHEST_BIDS_CHANGELOG
 from tables.store import META_KEYS
@@ -95,7 +95,7 @@ def plan(settings: Settings, reader: TopicReader, *, from_snapshots: bool) -> li
 
 def _snapshots(settings: Settings) -> TableSnapshots:
     return TableSnapshots(
-        DirectoryBlobStore(settings.snapshot_root),
+        blob_store(settings),
         settings.group_id,
         Policy(interval_s=0, every_writes=0, keep=settings.snapshot_keep),
     )

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     snapshot_interval_s: float = Field(default=60.0, ge=0)  # 0 and every_writes 0: off
     snapshot_every_writes: int = Field(default=100_000, ge=0)
     snapshot_keep: int = Field(default=3, ge=1, le=1000)
+    # Or a URL: file:///path (the same as snapshot_dir), or an S3-compatible object store,
+    # s3://bucket/prefix (the way to share snapshots between machines), with
+    # its endpoint (SeaweedFS, MinIO, ...; empty: AWS), region and credentials (empty: boto3's
+    # own chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an instance role).
+    snapshot_url: str = Field(default="", pattern=r"^(s3://[^/\s]+(/\S*)?|file:///\S*)?$")
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
     # Per-auction aggregate snapshots on auction-snapshots every N events (0: off).
     aggregate_snapshot_every: int = Field(default=100, ge=0)
     # The worker's stable name (default: host name and web port); see `worker_instance`.

@@ -23,6 +23,8 @@ fi
 for tool in java mvn python3; do
   command -v "$tool" >/dev/null || { echo "$tool is required (Debian: apt-get install -y openjdk-17-jdk-headless maven python3-venv)" >&2; exit 1; }
 done
+# Go builds SeaweedFS, the S3-compatible server the snapshot-store tests run against.
+command -v go >/dev/null || { echo "go is required to build SeaweedFS for the tests (its go.mod asks for Go 1.26.6 or newer; Debian 12 packages 1.19)" >&2; exit 1; }
 
 if [[ ! -x .venv/bin/python ]]; then
   echo "==> python3 -m venv .venv"
@@ -35,5 +37,5 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/pip install -q -e '.[test,bench]'
   touch "$stamp"
 fi
-echo "==> Apache Kafka jars (Maven Central, cached in ~/.cache/outbid)"
+echo "==> Apache Kafka jars (Maven Central) and SeaweedFS (Go module proxy), cached in ~/.cache/outbid"
 .venv/bin/outbid dev fetch

@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from app.settings import Settings
-from app.snapshots.blobs import DirectoryBlobStore
+from app.snapshots.blobs import blob_store
 from app.snapshots.checkpoints import Policy, TableSnapshots
+from app.snapshots.s3 import S3BlobStore
 from app.topics.incarnation import Incarnation
 from tables import Table
 from tables.partition import TABLES, PartitionTables
@@ -34,9 +35,13 @@ def service_from(settings: Settings) -> TableSnapshots | None:
     )
     if not (policy.interval_s or policy.every_writes):
         return None
-    return TableSnapshots(
-        DirectoryBlobStore(settings.snapshot_root), app_id=settings.group_id, policy=policy
-    )
+    store = blob_store(settings)
+    if isinstance(store, S3BlobStore):
+        try:
+            store.ensure_bucket()
+        except OSError as exc:  # an unreachable store costs snapshots, never the worker
+            log.warning("snapshot store %r not ready (%s): snapshots will be retried", store, exc)
+    return TableSnapshots(store, app_id=settings.group_id, policy=policy)
 
 
 class Checkpointer:

@@ -26,6 +26,9 @@ from app.devstack import processes
 from app.devstack.kafka import KafkaCluster
 from app.devstack.redis import RedisServer
 
+# The S3-compatible server for the snapshot-store tests (SeaweedFS), found or started the same way.
+pytest_plugins = ["tests.s3_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 OUTBID = [sys.executable, "-m", "app.cli"]
 

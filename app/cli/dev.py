@@ -138,8 +138,18 @@ def status(as_json: bool) -> None:
 
 
 @dev.command()
-def fetch() -> None:
-    """Resolve the Apache Kafka jars from Maven Central into the cache (once)."""
+@click.option(
+    "--s3/--no-s3",
+    default=True,
+    show_default=True,
+    help="Also build SeaweedFS (the S3-compatible snapshot store of the tests) from its Go module.",
+)
+def fetch(s3: bool) -> None:
+    """Resolve the Apache Kafka jars from Maven Central (and build SeaweedFS) into the cache, once."""
     from app.devstack import jars  # noqa: PLC0415
 
     click.echo(f"kafka jars: {jars.ensure_jars()}")
+    if s3:
+        from app.devstack import seaweedfs  # noqa: PLC0415
+
+        click.echo(f"seaweedfs:  {seaweedfs.weed_binary()}")

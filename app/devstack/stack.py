@@ -16,6 +16,7 @@ from app.devstack.redis import RedisServer
 from app.devstack.security import SecureCluster
 from app.errors import DevStackError
 from app.settings import Settings
+from app.snapshots.blobs import blob_store
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +194,20 @@ def down(settings: Settings, wipe: bool = False) -> list[str]:
         # The stack's table snapshots are of the topics just deleted: a new cluster's workers
         # would reject them as foreign anyway (app/topics/incarnation.py), but they cost a lookup
         # at every assignment and disk until retention. A shared snapshot folder keeps other apps'.
-        shutil.rmtree(settings.snapshot_root / settings.group_id, ignore_errors=True)
+        _wipe_snapshots(settings)
     return stopped
+
+
+def _wipe_snapshots(settings: Settings) -> None:
+    if not settings.snapshot_url:
+        shutil.rmtree(settings.snapshot_root / settings.group_id, ignore_errors=True)
+        return
+    store = blob_store(settings)
+    try:
+        for key in store.list(f"{settings.group_id}/"):
+            store.delete(key)
+    except OSError as exc:
+        log.warning("the stack's snapshots in %s were not deleted: %s", store, exc)
 
 
 def status(settings: Settings) -> dict[str, Any]:

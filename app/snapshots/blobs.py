@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 class BlobStore(Protocol):
@@ -68,3 +72,23 @@ class DirectoryBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The snapshot store the settings name: OUTBID_SNAPSHOT_URL (s3://bucket/prefix or
+    file:///path), else the directory OUTBID_SNAPSHOT_DIR (default: the state dir's snapshots/)."""
+    url = settings.snapshot_url
+    if url.startswith("s3://"):
+        from app.snapshots.s3 import S3BlobStore, S3Location  # noqa: PLC0415 - boto3 on demand
+
+        key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+        return S3BlobStore(
+            S3Location.parse(url),
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region or None,
+            access_key=key_id.get_secret_value() if key_id else None,
+            secret_key=secret.get_secret_value() if secret else None,
+        )
+    if url.startswith("file://"):
+        return DirectoryBlobStore(Path(unquote(urlsplit(url).path)))
+    return DirectoryBlobStore(settings.snapshot_root)

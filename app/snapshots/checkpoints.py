@@ -203,7 +203,15 @@ class TableSnapshots:
     def manifests(self, table: str, partition: int) -> list[Manifest]:
         """Readable manifests, newest first; unreadable ones are reported and skipped."""
         found: list[Manifest] = []
-        for key in reversed(self.blobs.list(f"{self.app_id}/{table}/{partition}/")):
+        try:
+            keys = self.blobs.list(f"{self.app_id}/{table}/{partition}/")
+        except OSError as exc:  # the store is unreachable: recovery falls back to the changelog
+            metrics.SNAPSHOT_FAILURES.labels(table, "list").inc()
+            log.warning(
+                "snapshots of %s[%d] not listed (%s): using the changelog", table, partition, exc
+            )
+            return found
+        for key in reversed(keys):
             if not key.endswith(".json"):
                 continue
             with tempfile.TemporaryDirectory(prefix="outbid-manifest-") as scratch:
