@@ -10,19 +10,23 @@ newest table snapshot, then the changelog after it. Measured:
   (b) changelog: a fresh worker without snapshots (OUTBID_SNAPSHOT_INTERVAL_S=0) replays the
       whole changelog of every table partition;
   (c) snapshot: a fresh worker with snapshots restores the newest one of each table partition
-      (taken by a worker before the last `tail` events), then replays the changelog after it.
-The three alternate within each repeat, so their ratios come from the same conditions; medians
+      (taken by a worker before the last `tail` events), then replays the changelog after it;
+  (d) snapshot from the object store: the same, with the snapshots in an S3-compatible store
+      (SeaweedFS on loopback, or OUTBID_S3_ENDPOINT_URL): what a worker on another machine does.
+      The snapshots of (c) are put there with the store's own upload (app/snapshots/s3.py).
+The methods alternate within each repeat, so their ratios come from the same conditions; medians
 go first in the JSON, raw runs after them. See docs/snapshots.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,8 +41,11 @@ from rich.table import Table
 
 from app.devstack import processes
 from app.devstack import workers as worker_procs
+from app.devstack.seaweedfs import SeaweedS3
 from app.errors import OutbidError
 from app.settings import Settings, get_settings
+from app.snapshots.blobs import DirectoryBlobStore
+from app.snapshots.s3 import S3BlobStore, S3Location
 from app.topics import load_topics
 from app.topics.spec import COMMANDS
 from bench import throughput_kafka as kafka
@@ -93,13 +100,16 @@ class Bench:
     root: Path
     history: History
     console: Console
+    s3: dict[str, str] | None = None  # the object store's settings (OUTBID_SNAPSHOT_URL, ...)
 
     @property
     def partitions(self) -> int:
         return load_topics(self.settings.topics_file).partitions(COMMANDS)
 
-    def worker_env(self, *, snapshots: bool, interval_s: float = 3600) -> dict[str, str]:
-        return {
+    def worker_env(
+        self, *, snapshots: bool, interval_s: float = 3600, s3: bool = False
+    ) -> dict[str, str]:
+        return (self.s3 if s3 and self.s3 else {}) | {
             "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
             "REDIS_URL": self.settings.redis_url.get_secret_value(),
             "OUTBID_TOPIC_PREFIX": self.settings.topic_prefix,
@@ -179,6 +189,23 @@ class Bench:
             newest[(p.parent.parent.name, p.parent.name)] = p
         return sum(p.stat().st_size for p in newest.values())
 
+    def mirror_to_s3(self) -> None:
+        """Put every snapshot of the directory store into the object store, same keys."""
+        if self.s3 is None:
+            return
+        folder = self.root / "snapshots"
+        local = DirectoryBlobStore(folder)
+        remote = S3BlobStore(
+            S3Location.parse(self.s3["OUTBID_SNAPSHOT_URL"]),
+            endpoint_url=self.s3["OUTBID_S3_ENDPOINT_URL"],
+            access_key=self.s3["OUTBID_S3_ACCESS_KEY_ID"],
+            secret_key=self.s3["OUTBID_S3_SECRET_ACCESS_KEY"],
+        )
+        remote.ensure_bucket()
+        keys = local.list("")
+        for key in sorted(keys, key=lambda k: k.endswith(".json")):  # manifests last
+            remote.put(key, folder / key)
+
     def replay(self, expected: Expected) -> Run:
         """(a): fold every event of the log, as a worker without tables would have to."""
         started = time.perf_counter()
@@ -190,6 +217,32 @@ class Bench:
         if wrong:
             raise RecoveryBenchError(f"the replay disagrees with the history for {wrong[:3]}")
         return Run("replay", seconds, seconds)
+
+
+@contextlib.contextmanager
+def object_store(settings: Settings, folder: Path) -> Iterator[dict[str, str]]:
+    """The worker settings of (d)'s object store: the one the settings name, else SeaweedFS."""
+    bucket = f"s3://outbid-bench-{uuid.uuid4().hex[:8]}/recovery"
+    if settings.s3_endpoint_url:
+        key, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+        yield {
+            "OUTBID_SNAPSHOT_URL": bucket,
+            "OUTBID_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+            "OUTBID_S3_ACCESS_KEY_ID": key.get_secret_value() if key else "",
+            "OUTBID_S3_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else "",
+        }
+        return
+    server = SeaweedS3(folder, port=processes.free_port())
+    server.start()
+    try:
+        yield {
+            "OUTBID_SNAPSHOT_URL": bucket,
+            "OUTBID_S3_ENDPOINT_URL": server.endpoint,
+            "OUTBID_S3_ACCESS_KEY_ID": server.access_key,
+            "OUTBID_S3_SECRET_ACCESS_KEY": server.secret_key,
+        }
+    finally:
+        server.stop()
 
 
 def _ready(spec: worker_procs.WorkerSpec) -> bool:
@@ -250,13 +303,15 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
         history.commit_as_processed()
         bar.update(grow, description=f"snapshots at {history.events:,} events")
         snapshot_bytes = bench.take_snapshots()
+        bench.mirror_to_s3()
         bar.advance(grow, bench.partitions)  # the snapshot worker's bids
         history.grow(target - history.events, tick)  # the tail that (c) replays
         history.commit_as_processed()
         expected = history.sample(spec.sample)
         runs: list[Run] = []
+        methods = 4 if bench.s3 else 3
         timing = bar.add_task(
-            f"timing recovery at {history.events:,} events", total=spec.repeats * 3
+            f"timing recovery at {history.events:,} events", total=spec.repeats * methods
         )
         for _ in range(spec.repeats):
             runs.append(bench.replay(expected))
@@ -265,13 +320,19 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
             bar.advance(timing)
             runs.append(bench.time_worker("snapshot", bench.worker_env(snapshots=True), expected))
             bar.advance(timing)
+            if bench.s3:
+                env = bench.worker_env(snapshots=True, s3=True)
+                runs.append(bench.time_worker("snapshot_s3", env, expected))
+                bar.advance(timing)
         changelog_s, snapshot_s = _median(runs, "changelog"), _median(runs, "snapshot")
         inside = {
             method: round(
                 statistics.median(r.engine_recovery_s for r in runs if r.method == method), 3
             )
-            for method in ("changelog", "snapshot")
+            for method in ("changelog", "snapshot", "snapshot_s3")
+            if any(r.method == method for r in runs)
         }
+        s3_s = _median(runs, "snapshot_s3") if bench.s3 else None
         rows.append(
             {
                 "history_events": history.events,
@@ -280,9 +341,12 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
                 "changelog_recovery_s": changelog_s,
                 "snapshot_recovery_s": snapshot_s,
                 "speedup": round(changelog_s / snapshot_s, 2),
+                "snapshot_s3_recovery_s": s3_s,
+                "speedup_s3": round(changelog_s / s3_s, 2) if s3_s else None,
                 # the engine's own recovery time, without the process start-up
                 "changelog_engine_recovery_s": inside["changelog"],
                 "snapshot_engine_recovery_s": inside["snapshot"],
+                "snapshot_s3_engine_recovery_s": inside.get("snapshot_s3"),
                 "snapshot_bytes": snapshot_bytes,
                 "tail_events": spec.tail,
                 "runs": [asdict(r) for r in runs],
@@ -304,6 +368,13 @@ def measure(bench: Bench, spec: RecoverySpec, bar: Progress) -> list[dict[str, A
 @click.option("--histories", help="H values, comma-separated (e.g. 1000000,2000000).")
 @click.option("--repeats", type=click.IntRange(1))
 @click.option("--tail", type=click.IntRange(1), help="Events written after the snapshots.")
+@click.option(
+    "--s3/--no-s3",
+    default=True,
+    show_default=True,
+    help="Also time (d): the snapshots restored from an S3-compatible store (SeaweedFS on "
+    "loopback, or the one OUTBID_S3_ENDPOINT_URL names).",
+)
 def recovery_command(
     quick: bool,
     json_file: Path | None,
@@ -312,8 +383,9 @@ def recovery_command(
     histories: str | None,
     repeats: int | None,
     tail: int | None,
+    s3: bool,
 ) -> None:
-    """Replay vs. changelog recovery vs. snapshot restore, for growing histories."""
+    """Replay vs. changelog recovery vs. snapshot restore (directory, object store)."""
     spec = RecoverySpec.quick() if quick else RecoverySpec()
     if histories:
         spec = replace(spec, histories=comma_ints(histories))
@@ -336,7 +408,10 @@ def recovery_command(
     try:
         with tempfile.TemporaryDirectory(prefix="outbid-bench-recovery-") as scratch:
             root = Path(scratch)
-            with stack.servers(root, settings.kafka_heap) as servers:
+            with (
+                stack.servers(root, settings.kafka_heap) as servers,
+                contextlib.ExitStack() as resources,
+            ):
                 scoped = settings.model_copy(
                     update={
                         "kafka_bootstrap_servers": servers.kafka,
@@ -346,6 +421,8 @@ def recovery_command(
                 )
                 stack.create_topics(scoped)
                 bench = Bench(scoped, root, History(scoped, spec.auctions), console)
+                if s3:
+                    bench.s3 = resources.enter_context(object_store(settings, root / "s3"))
                 columns = (
                     TextColumn("{task.description}"),
                     BarColumn(),
@@ -373,6 +450,9 @@ def recovery_command(
             "partitions": partitions,
             "tables": list(TABLE_NAMES),
             "redis": False,
+            "object_store": "SeaweedFS (native, loopback)"
+            if s3 and not settings.s3_endpoint_url
+            else (settings.s3_endpoint_url or None),
             "servers": "private" if servers.private else "given",
         },
     }
@@ -383,6 +463,7 @@ def recovery_command(
         "(a) replay",
         "(b) changelog",
         "(c) snapshot",
+        "(d) from S3",
         "b / c",
         "b / c in engine",
         "snapshot MB",
@@ -395,6 +476,7 @@ def recovery_command(
             f"{row['replay_s']:.1f}",
             f"{row['changelog_recovery_s']:.1f}",
             f"{row['snapshot_recovery_s']:.1f}",
+            f"{row['snapshot_s3_recovery_s']:.1f}" if row["snapshot_s3_recovery_s"] else "-",
             f"{row['speedup']:.1f}x",
             f"{row['changelog_engine_recovery_s']:.1f}/{row['snapshot_engine_recovery_s']:.1f}",
             f"{row['snapshot_bytes'] / 1e6:.1f}",

@@ -13,17 +13,19 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415 - the bench extra, after use_agg()
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.27
+    series = [
+        ("replay_s", "(a) event replay"),
+        ("changelog_recovery_s", "(b) changelog recovery"),
+        ("snapshot_recovery_s", "(c) snapshot (directory) + tail"),
+    ]
+    if all(r.get("snapshot_s3_recovery_s") for r in rows):
+        series.append(("snapshot_s3_recovery_s", "(d) snapshot (object store) + tail"))
+    width = 0.8 / len(series)
     xs = range(len(rows))
-    for i, (key, label) in enumerate(
-        (
-            ("replay_s", "(a) event replay"),
-            ("changelog_recovery_s", "(b) changelog recovery"),
-            ("snapshot_recovery_s", "(c) snapshot + tail"),
-        )
-    ):
+    for i, (key, label) in enumerate(series):
         values = [r[key] for r in rows]
-        bars = ax.bar([x + (i - 1) * width for x in xs], values, width, label=label)
+        offset = (i - (len(series) - 1) / 2) * width
+        bars = ax.bar([x + offset for x in xs], values, width, label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks(
         list(xs), [f"{r['history_events']:,} events\n{r['auctions']:,} auctions" for r in rows]

@@ -12,18 +12,22 @@ import orjson
 import pytest
 
 from tests.conftest import Servers, run_outbid
+from tests.s3_server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_tiny_recovery_bench_measures_each_method(
-    servers: Servers, outbid_env: dict[str, str], tmp_path: Path
+    servers: Servers, outbid_env: dict[str, str], s3_server: S3Server, tmp_path: Path
 ) -> None:
+    env = outbid_env | {  # the session's object store for (d)
+        k: v for k, v in s3_server.env("unused", "").items() if k != "OUTBID_SNAPSHOT_URL"
+    }
     out = tmp_path / "recovery.json"
     done = run_outbid(
         "bench", "recovery", "--histories", "4000,8000", "--auctions", "200", "--tail", "500",
         "--repeats", "1", "--json", str(out),
-        env=outbid_env,  # KAFKA_BOOTSTRAP_SERVERS set: the bench starts no servers
+        env=env,  # KAFKA_BOOTSTRAP_SERVERS and OUTBID_S3_ENDPOINT_URL set: it starts no servers
         timeout=400,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -42,7 +46,7 @@ def test_tiny_recovery_bench_measures_each_method(
             row["changelog_recovery_s"] / row["snapshot_recovery_s"], rel=0.01
         )
         runs = {r["method"]: r for r in row["runs"]}
-        changelog, snapshot = runs["changelog"], runs["snapshot"]
+        changelog, snapshot, from_s3 = runs["changelog"], runs["snapshot"], runs["snapshot_s3"]
         # (b) replays every changelog record (one view per decided command) from nothing;
         # (c) restores every partition of every table and replays only the tail.
         assert changelog["records_replayed"]["highest_bids"] >= row["history_events"]
@@ -50,7 +54,11 @@ def test_tiny_recovery_bench_measures_each_method(
         assert changelog["snapshots_restored"] == dict.fromkeys(every_partition, 0)
         assert snapshot["snapshots_restored"] == every_partition
         assert 0 < snapshot["records_replayed"]["highest_bids"] <= row["tail_events"]
-        for run in (changelog, snapshot):
+        # (d) the same, from the object store
+        assert from_s3["snapshots_restored"] == every_partition
+        assert 0 < from_s3["records_replayed"]["highest_bids"] <= row["tail_events"]
+        assert row["snapshot_s3_recovery_s"] == pytest.approx(from_s3["seconds"], abs=0.001)
+        for run in (changelog, snapshot, from_s3):
             assert 0 < run["engine_recovery_s"] < run["seconds"]  # start-up comes on top
             assert 0 < run["ready_s"] <= run["seconds"]
         assert runs["replay"]["seconds"] > 0
