@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from app.devstack import processes
 from app.devstack.security import PRINCIPALS, SecureCluster
@@ -225,3 +226,41 @@ def test_kafka_cli_tools_get_a_generated_command_config_and_it_is_removed(
     )  # fmt: skip
     assert acls.returncode == 0, acls.stderr
     assert f"name={secured.prefix}outbid-, patternType=PREFIXED" in acls.stdout
+
+
+def test_three_secured_brokers_replicate_over_their_authenticated_listener(
+    tmp_path: Path,
+) -> None:
+    """`outbid dev up --secure --brokers 3`: followers fetch over SASL_SSL as `broker`, so an
+    acks=all write to a topic with 3 replicas (min ISR 2) proves inter-broker traffic works."""
+    prefix = f"t-sec3-{os.getpid()}."
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in FOREIGN and not k.startswith("OUTBID_")},
+        "OUTBID_STATE_DIR": str(tmp_path / "state"),
+        "OUTBID_TOPIC_PREFIX": prefix,
+    }
+    up = run_outbid(
+        *("dev", "up", "--secure", "--brokers", "3"),
+        *("--kafka-port", str(processes.free_port_run(6))),
+        *("--redis-port", str(processes.free_port())),
+        env=env,
+        timeout=300,
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        bootstrap = json.loads(run_outbid("dev", "status", "--json", env=env).stdout)["kafka"]
+        security = SecureCluster(tmp_path / "state" / "kafka-security")
+        topic = f"{prefix}bid-commands"
+        assert _produce(security.client_config(bootstrap, "ingest"), topic, acks="all") is None
+        admin = AdminClient(security.client_config(bootstrap, "admin"))
+        deadline = time.monotonic() + 60
+        while True:
+            metadata = admin.list_topics(topic, timeout=15)
+            isrs = {len(p.isrs) for p in metadata.topics[topic].partitions.values()}
+            if isrs == {3} or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert len(metadata.brokers) == 3
+        assert isrs == {3}
+    finally:
+        run_outbid("dev", "down", env=env, timeout=120)
