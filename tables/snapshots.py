@@ -107,4 +107,7 @@ class Checkpointer:
             self.service.forget(table.name, partition)
 
     def close(self) -> None:
-        self._publisher.shutdown(wait=True)
+        # The upload in flight finishes (bounded by the store's timeouts); the ones still queued
+        # are dropped: a slow store must not hold up a stopping worker. Their checkpoints are
+        # swept from the staging folder at the next start.
+        self._publisher.shutdown(wait=True, cancel_futures=True)

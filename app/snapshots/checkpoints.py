@@ -39,6 +39,9 @@ from app.topics.incarnation import Incarnation
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE_S = 600.0  # an archive without manifest this old is a dead upload, not one in flight
+# After the store failed to list at recovery, later recoveries skip it for this long: a store
+# that times out must not hold up every partition of an assignment in turn.
+UNREACHABLE_BACKOFF_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class TableSnapshots:
         self._since: dict[tuple[str, int], float] = {}
         self._busy: set[tuple[str, int]] = set()
         self._swept: set[Path] = set()
+        self._unreachable_until = 0.0  # monotonic
 
     @property
     def enabled(self) -> bool:
@@ -203,12 +207,21 @@ class TableSnapshots:
     def manifests(self, table: str, partition: int) -> list[Manifest]:
         """Readable manifests, newest first; unreadable ones are reported and skipped."""
         found: list[Manifest] = []
+        if time.monotonic() < self._unreachable_until:
+            metrics.SNAPSHOT_FAILURES.labels(table, "list").inc()
+            return found  # failed a moment ago: do not wait for it again
         try:
             keys = self.blobs.list(f"{self.app_id}/{table}/{partition}/")
         except OSError as exc:  # the store is unreachable: recovery falls back to the changelog
             metrics.SNAPSHOT_FAILURES.labels(table, "list").inc()
+            self._unreachable_until = time.monotonic() + UNREACHABLE_BACKOFF_S
             log.warning(
-                "snapshots of %s[%d] not listed (%s): using the changelog", table, partition, exc
+                "snapshots of %s[%d] not listed (%s): recovering from the changelog, and not "
+                "asking the store again for %.0f s",
+                table,
+                partition,
+                exc,
+                UNREACHABLE_BACKOFF_S,
             )
             return found
         for key in reversed(keys):

@@ -111,8 +111,13 @@ def test_an_unreachable_store_costs_a_snapshot_and_restores_nothing(tmp_path: Pa
     db.close()
     listed = metrics.SNAPSHOT_FAILURES.labels("t", "list")
     before = listed._value.get()
+    asked: list[str] = []
+    real_list = dead.list
+    dead.list = lambda prefix: asked.append(prefix) or real_list(prefix)  # type: ignore[method-assign]
     assert snaps.restore("t", 0, CHANGELOG, tmp_path / "restored") is None  # -> the changelog
-    assert listed._value.get() == before + 1
+    assert snaps.restore("t", 1, CHANGELOG, tmp_path / "restored-1") is None
+    assert listed._value.get() == before + 2  # both counted ...
+    assert asked == ["app/t/0/"]  # ... but the store, failed a moment ago, was asked once
 
 
 def test_publish_prune_and_restore_through_s3(
