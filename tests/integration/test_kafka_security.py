@@ -251,7 +251,15 @@ def test_three_secured_brokers_replicate_over_their_authenticated_listener(
         bootstrap = json.loads(run_outbid("dev", "status", "--json", env=env).stdout)["kafka"]
         security = SecureCluster(tmp_path / "state" / "kafka-security")
         topic = f"{prefix}bid-commands"
-        assert _produce(security.client_config(bootstrap, "ingest"), topic, acks="all") is None
+        ingest = security.client_config(bootstrap, "ingest")
+        # ACLs reach each broker through the metadata log: a broker still behind it (a loaded
+        # machine, just after start) denies until it catches up.
+        deadline = time.monotonic() + 60
+        while (error := _produce(ingest, topic, acks="all")) is not None:
+            if error.code() != KafkaError.TOPIC_AUTHORIZATION_FAILED or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert error is None
         admin = AdminClient(security.client_config(bootstrap, "admin"))
         deadline = time.monotonic() + 60
         while True:
