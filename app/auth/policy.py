@@ -29,27 +29,24 @@ def _role(principal: Principal, command: str, *roles: Role) -> Refusal | None:
 
 
 def may_bid(principal: Principal, body: dict[str, Any]) -> Refusal | None:
-    refused = _role(principal, "PlaceBid", Role.BIDDER)
-    if refused:
-        return refused
-    bidder = body.setdefault("bidder_id", principal.name)
-    if bidder != principal.name:
-        return Refusal(
-            "not_your_identity",
-            f"bidder_id must be {principal.name!r}, the token's principal (or omitted)",
-        )
-    return None
+    return _in_own_name(principal, body, "PlaceBid", Role.BIDDER, "bidder_id")
 
 
 def may_open(principal: Principal, body: dict[str, Any]) -> Refusal | None:
-    refused = _role(principal, "OpenAuction", Role.SELLER)
+    return _in_own_name(principal, body, "OpenAuction", Role.SELLER, "seller_id")
+
+
+def _in_own_name(
+    principal: Principal, body: dict[str, Any], command: str, needed: Role, field: str
+) -> Refusal | None:
+    """The role, and the body's `field` naming the principal (filled in when omitted)."""
+    refused = _role(principal, command, needed)
     if refused:
         return refused
-    seller = body.setdefault("seller_id", principal.name)
-    if seller != principal.name:
+    if body.setdefault(field, principal.name) != principal.name:
         return Refusal(
             "not_your_identity",
-            f"seller_id must be {principal.name!r}, the token's principal (or omitted)",
+            f"{field} must be {principal.name!r}, the token's principal (or omitted)",
         )
     return None
 

@@ -47,6 +47,13 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise DevStackError(f"openssl {args[0]} failed: {done.stderr.strip()}")
 
 
+def _new_key(name: str, cwd: Path) -> None:
+    """A 2048-bit RSA private key in `cwd/name` (PEM)."""
+    _openssl(
+        "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", name, cwd=cwd
+    )
+
+
 def _write_secret(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -93,16 +100,7 @@ class SecureCluster:
         self.tls.mkdir(parents=True, exist_ok=True)
         self.tls.chmod(0o700)
         days = str(CERT_DAYS)
-        _openssl(
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "ca.key",
-            cwd=self.tls,
-        )
+        _new_key("ca.key", cwd=self.tls)
         _openssl(
             "req",
             "-x509",
@@ -117,16 +115,7 @@ class SecureCluster:
             "ca.pem",
             cwd=self.tls,
         )
-        _openssl(
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "broker.key",
-            cwd=self.tls,
-        )
+        _new_key("broker.key", cwd=self.tls)
         _openssl(
             "req",
             "-new",
