@@ -129,7 +129,9 @@ class SeaweedS3:
             "-master.volumeSizeLimitMB=64",
             f"-volume.port={ports[2]}",
             f"-volume.port.grpc={ports[3]}",
-            "-volume.max=16",
+            # Every bucket is a collection that grows its own volumes (7 at a time): room for many
+            # buckets (one per test); volumes are files that grow as written, not preallocated.
+            "-volume.max=500",
             "-filer",
             f"-filer.port={ports[4]}",
             f"-filer.port.grpc={ports[5]}",
