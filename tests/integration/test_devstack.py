@@ -114,8 +114,13 @@ def test_three_node_cluster_gives_a_replication_factor_3_topic_three_in_sync_rep
         for partition in events.partitions.values():
             assert sorted(partition.replicas) == [1, 2, 3]
             assert sorted(partition.isrs) == [1, 2, 3]
-        # min.insync.replicas follows the cluster: 2 of 3, without editing topics.yaml
-        assert topics_admin.plan(spec, client, cluster.client_config, "rf3.").changes == []
+        # min.insync.replicas follows the cluster: 2 of 3, without editing topics.yaml. Each
+        # broker answers metadata from its own cache, which learns new topics a moment after
+        # the one asked above: ask until every broker knows them.
+        deadline = time.monotonic() + 30
+        while changes := topics_admin.plan(spec, client, cluster.client_config, "rf3.").changes:
+            assert time.monotonic() < deadline, changes
+            time.sleep(0.5)
         assert spec.resolve(3)[0].configs["min.insync.replicas"] == "2"
     finally:
         cluster.stop()
