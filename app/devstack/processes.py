@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,18 +33,49 @@ def require_free(port: int, what: str, option: str) -> None:
         )
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+SERVER_PORTS_FROM = 10_000  # below: well-known and registered services
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default if unknown)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_PORTS.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
 def free_port() -> int:
-    """A port the OS says is free now (for tests that start their own servers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port that is free now, for a server we are about to start (tests, private stacks)."""
+    return free_port_run(1)
 
 
 def free_port_run(count: int) -> int:
-    """A port p with p..p+count-1 all free (Kafka node i: broker p+2i, controller p+2i+1)."""
+    """A port p with p..p+count-1 all free (Kafka node i: broker p+2i, controller p+2i+1).
+
+    Chosen outside the kernel's ephemeral range: a port the OS hands out with bind(0) is one any
+    outgoing connection can take as its local port before our server binds it. That happened: a
+    3-node cluster's controller could not bind because another node's connection to the quorum
+    was using the port chosen for it a moment before."""
+    low, high = ephemeral_range()
+    spans = [
+        (start, end)
+        for start, end in ((SERVER_PORTS_FROM, low - 1), (high + 1, 65_535))
+        if end - start + 1 >= count
+    ]
+    pick = random.Random()
     for _ in range(500):
-        port = free_port()
-        if port + count < 65000 and all(port_free(port + i) for i in range(count)):
+        if spans:
+            start, end = pick.choice(spans)
+            port = pick.randint(start, end - count + 1)
+        else:  # the ephemeral range covers every port: take what the OS offers
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port + count > 65_535:
+                continue
+        if all(port_free(port + i) for i in range(count)):
             return port
     raise DevStackError(f"could not find {count} adjacent free ports on 127.0.0.1")
 

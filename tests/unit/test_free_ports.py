@@ -1,0 +1,42 @@
+"""Ports for the servers the stack and the tests start: free, and outside the ephemeral range
+(where any outgoing connection may take them between the choice and the server's bind)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from app.devstack import processes
+
+
+def test_free_ports_are_outside_the_ephemeral_range_and_bindable() -> None:
+    low, high = processes.ephemeral_range()
+    for _ in range(50):
+        port = processes.free_port_run(6)
+        assert all(not low <= p <= high for p in range(port, port + 6))
+        assert port >= processes.SERVER_PORTS_FROM and port + 5 <= 65_535
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port + 5))
+
+
+def test_a_port_in_use_is_never_offered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # a tiny range outside the ephemeral one, with its only port taken
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ranges = tmp_path / "range"
+        ranges.write_text(f"{port + 1}\t65535\n")  # ephemeral: everything above the taken port
+        monkeypatch.setattr(processes, "EPHEMERAL_PORTS", ranges)
+        monkeypatch.setattr(processes, "SERVER_PORTS_FROM", port)
+        with pytest.raises(processes.DevStackError, match="could not find 1 adjacent free ports"):
+            processes.free_port()
+
+
+def test_the_linux_default_when_the_range_is_unknown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(processes, "EPHEMERAL_PORTS", tmp_path / "missing")
+    assert processes.ephemeral_range() == (32768, 60999)
