@@ -16,7 +16,8 @@ def test_free_ports_are_outside_the_ephemeral_range_and_bindable() -> None:
     for _ in range(50):
         port = processes.free_port_run(6)
         assert all(not low <= p <= high for p in range(port, port + 6))
-        assert port >= processes.SERVER_PORTS_FROM and port + 5 <= 65_535
+        assert port >= processes.SERVER_PORTS_FROM
+        assert port + 5 <= 65_535
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port + 5))
 
