@@ -6,6 +6,7 @@ Pure: the caller hands in the auction's state and gets back the events and the n
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,9 +41,17 @@ def misrouted(record: Incoming, command: Command) -> Output | None:
     )
 
 
-def handle(state: AuctionState, command: Command, now: datetime, *, max_recent: int) -> Decision:
-    """Decide `command` against `state` and fold its events in (no events: a duplicate)."""
-    events = decide(state, command, now, max_recent=max_recent)
+def handle(
+    state: AuctionState,
+    command: Command,
+    now: datetime,
+    *,
+    max_recent: int,
+    seen: Container[str] | None = None,
+) -> Decision:
+    """Decide `command` against `state` and fold its events in (no events: a duplicate).
+    `seen`: the ids of state.recent_command_ids as a set (see app.domain.decide)."""
+    events = decide(state, command, now, max_recent=max_recent, seen=seen)
     for event in events:
         state = evolve(state, event, max_recent=max_recent)
     return Decision(events, state)

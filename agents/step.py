@@ -21,7 +21,7 @@ from agents.bid_rate import BidRate
 from agents.dead_letters import dead_letter
 from agents.records import Destination, Headers, Incoming, Outcome, Output, Result
 from app import headers
-from app.domain import AuctionState, HighestBid, encode_event
+from app.domain import AuctionState, HighestBid, encode_event, follow_recent
 from app.errors import InvalidMessage
 from app.snapshots import aggregates as aggregate_snapshots
 
@@ -37,6 +37,8 @@ class Entry:
     rate: BidRate | None
     issued_at: float | None = None  # of the newest command decided for it in this transaction
     changed: bool = False  # events were decided for it in this transaction
+    # the ids of state.recent_command_ids, for an O(1) duplicate check (built on first use)
+    seen: set[str] | None = None
 
 
 class PartitionState(Protocol):
@@ -70,8 +72,13 @@ class CommandStep:
             return Result(Outcome.REROUTED, (rerouted,))
         key = command.auction_id.encode()
         entry = tables.entry(key, command.auction_id)
+        seen = entry.seen
+        if seen is None:
+            seen = entry.seen = set(entry.state.recent_command_ids)
         try:
-            decision = bids.handle(entry.state, command, self.clock(), max_recent=self.max_recent)
+            decision = bids.handle(
+                entry.state, command, self.clock(), max_recent=self.max_recent, seen=seen
+            )
             view = highest_bids.project(entry.view, decision.events)
             rate = bid_rate.count(entry.rate, decision.events)
         except Exception as exc:  # a bug or a poison record: park it, the partition moves on
@@ -97,6 +104,9 @@ class CommandStep:
                 snapshot=decision.state if snapshot_due and index == last else None,
             )
             for index, event in enumerate(decision.events)
+        )
+        entry.seen = follow_recent(
+            seen, entry.state.recent_command_ids, decision.state.recent_command_ids
         )
         entry.state, entry.view, entry.rate = decision.state, view, rate
         entry.issued_at, entry.changed = issued, True

@@ -11,6 +11,7 @@ from app.domain.auction import (
     event_id_for,
     evolve,
     fold,
+    follow_recent,
     minimum_next_bid,
 )
 from app.domain.codec import (
@@ -76,6 +77,7 @@ __all__ = [
     "event_id_for",
     "evolve",
     "fold",
+    "follow_recent",
     "minimum_next_bid",
     "upcast",
 ]

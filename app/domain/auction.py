@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -98,7 +98,12 @@ def event_id_for(auction_id: str, command_id: str, index: int) -> str:
 
 
 def decide(
-    state: AuctionState, command: Command, now: datetime, *, max_recent: int = DEFAULT_MAX_RECENT
+    state: AuctionState,
+    command: Command,
+    now: datetime,
+    *,
+    max_recent: int = DEFAULT_MAX_RECENT,
+    seen: Container[str] | None = None,
 ) -> list[Event]:
     """The events `command` causes when applied to `state` at `now`.
 
@@ -106,6 +111,9 @@ def decide(
     earlier decision stands. An open auction whose `closes_at` has passed is
     first closed as expired; the command is then decided against the closed
     auction (a CloseAuction adds nothing to that).
+
+    `seen`, when given, holds exactly the ids of `state.recent_command_ids` with a faster `in`
+    than the tuple's scan (a set the caller keeps in step with `follow_recent`).
     """
     if now.tzinfo is None:
         msg = "decide() needs an aware UTC `now`, got a naive datetime"
@@ -113,7 +121,7 @@ def decide(
     if command.auction_id != state.auction_id:
         msg = f"command for auction {command.auction_id!r} decided against {state.auction_id!r}"
         raise ValueError(msg)
-    if command.command_id in state.recent_command_ids:
+    if command.command_id in (state.recent_command_ids if seen is None else seen):
         return []
 
     events: list[Event] = []
@@ -290,6 +298,23 @@ def evolve(
             )
         case _:
             assert_never(event)
+
+
+def follow_recent(seen: set[str], before: tuple[str, ...], after: tuple[str, ...]) -> set[str]:
+    """`seen`, the ids of `before`, brought in step with `after`: the recent ids once a decision's
+    events are folded in. `_remember` only appends the command's id at the end and trims the
+    oldest, so only the two ends change (O(1) for one command, instead of a set of 128 ids). A
+    fresh set when the tuples do not have that shape (repeated ids from an old snapshot)."""
+    if after is before:
+        return seen
+    appended = 1 if after and after[-1] not in seen else 0
+    trimmed = len(before) + appended - len(after)
+    if trimmed < 0:
+        return set(after)
+    seen.difference_update(before[:trimmed])
+    if appended:
+        seen.add(after[-1])
+    return seen if len(seen) == len(after) else set(after)
 
 
 def _remember(recent: tuple[str, ...], command_id: str, max_recent: int) -> tuple[str, ...]:

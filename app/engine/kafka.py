@@ -46,6 +46,10 @@ def consumer(settings: Settings, instance: str, url: str) -> Consumer:
             # built with all four (tests/e2e/test_codecs.py). A batch larger than the fetch limits
             # still comes back whole (KIP-74), and bid-commands' max.message.bytes bounds it.
             "fetch.max.bytes": 16 * 1024 * 1024,
+            # A fetch waits up to 10 ms for 256 KiB rather than returning at the first byte: under
+            # a steady trickle the broker served one fetch per producer request (~1,000/s at
+            # 3,000 commands/s), and on a small machine its CPU is the worker's latency.
+            "fetch.min.bytes": 256 * 1024,
             "fetch.wait.max.ms": 10,  # a trickle of commands must not wait 500 ms for a batch
             "logger": logging.getLogger("librdkafka"),
         }

@@ -47,6 +47,7 @@ from app.engine.assignment import Assignment
 from app.engine.redis_sink import RedisSink
 from app.engine.transaction import PendingSnapshot, Transaction
 from app.errors import OutbidError
+from app.log_budget import LogBudget
 from app.readmodel import BlockingReadModel
 from app.settings import Settings
 from app.snapshots import aggregates as aggregate_snapshots
@@ -120,6 +121,7 @@ class Engine:
         # held back (a commit takes ~15 ms of round trips anyway, which batches what arrives).
         self._wait = CONSUME_WAIT_S
         self._idle_checkpoint = self._lag_refreshed = 0.0
+        self._dead_letter_log = LogBudget(log, "dead letters")
         self.started = threading.Event()
 
     def changelog_topic(self, table: Table) -> str:
@@ -189,6 +191,7 @@ class Engine:
             self.redis.close()
 
     def _idle(self) -> None:
+        self._dead_letter_log.flush_due()
         now = time.monotonic()
         if self._snapshots_due:  # what the last transaction left for a next one
             self._begin()
@@ -220,8 +223,13 @@ class Engine:
         self.txn.outcomes[result.outcome] += 1
         if result.outcome is Outcome.DEAD_LETTER:
             self.txn.dead_letters[result.reason or "unknown"] += 1
-            log.warning(
-                "dead-lettering %s[%s]@%s: %s", self.commands, partition, offset, result.reason
+            self._dead_letter_log.warning(
+                result.reason or "unknown",
+                "dead-lettering %s[%s]@%s: %s",
+                self.commands,
+                partition,
+                offset,
+                result.reason,
             )
         for event in result.events:
             self.txn.events[event.TYPE] += 1

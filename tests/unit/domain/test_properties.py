@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.domain import codec
-from app.domain.auction import AuctionState, decide, evolve, fold
+from app.domain.auction import AuctionState, decide, evolve, fold, follow_recent
 from app.domain.codec import (
     decode_command,
     decode_event,
@@ -516,3 +516,39 @@ def test_a_command_with_one_value_at_an_edge_is_read_alike_by_both_paths(
         assert outcome(decode_command, data) == outcome(read_field_by_field, data)
     without = orjson.dumps({k: v for k, v in payload.items() if k != key})
     assert outcome(decode_command, without) == outcome(read_field_by_field, without)
+
+
+# --- the duplicate check's set --------------------------------------------------
+
+
+@FAST
+@given(script=scripts(), max_recent=st.integers(1, 4), shrink_at=st.integers(0, 40))
+def test_the_recent_ids_set_agrees_with_the_tuple(
+    script: Script, max_recent: int, shrink_at: int
+) -> None:
+    """decide with a `seen` set kept by follow_recent decides exactly what decide with the tuple
+    decides, and the set always holds exactly the tuple's ids (with a tiny window, so ids fall
+    out and come back; the window may shrink midway, as after a lower OUTBID_RECENT_COMMANDS)."""
+    states: dict[str, AuctionState] = {}
+    seen: dict[str, set[str]] = {}
+    for index, (command, now) in enumerate(script):
+        window = max_recent if index < shrink_at else max(1, max_recent - 2)
+        state = states.get(command.auction_id) or AuctionState.empty(command.auction_id)
+        ids = seen.setdefault(command.auction_id, set(state.recent_command_ids))
+        with_tuple = decide(state, command, now, max_recent=window)
+        with_set = decide(state, command, now, max_recent=window, seen=ids)
+        assert with_set == with_tuple
+        after = state
+        for event in with_set:
+            after = evolve(after, event, max_recent=window)
+        followed = follow_recent(ids, state.recent_command_ids, after.recent_command_ids)
+        assert followed == set(after.recent_command_ids)
+        assert followed is ids, "kept in step in place, not rebuilt"
+        ids = followed
+        states[command.auction_id], seen[command.auction_id] = after, ids
+
+
+def test_follow_recent_rebuilds_when_the_tuple_repeats_an_id() -> None:
+    # an old snapshot could hold a repeated id: the set cannot mirror it, so it is rebuilt
+    before = ("a", "b", "a")
+    assert follow_recent({"a", "b"}, before, ("b", "a", "c")) == {"a", "b", "c"}
