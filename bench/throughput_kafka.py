@@ -247,7 +247,12 @@ def _commit(producer: Producer, consumer: Consumer, transactional: bool, *, fina
         producer.commit_transaction(60)
     elif final:
         producer.flush(60)
-        consumer.commit(asynchronous=False)
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            # an asynchronous commit before this one already covered every offset: done
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise
     else:
         producer.poll(0)
         consumer.commit(asynchronous=True)
