@@ -136,12 +136,7 @@ def run(
         )
         topics = load_topics(settings.topics_file)
         client = admin.admin_client(kafka)
-        admin.apply(
-            admin.plan(topics, client, kafka, settings.topic_prefix),
-            topics,
-            client,
-            settings.topic_prefix,
-        )
+        admin.reconcile(topics, client, kafka, settings.topic_prefix)
         say(
             f"{spec.brokers} Kafka nodes at {bootstrap}; topics with replication factor {min(3, spec.brokers)}"
         )

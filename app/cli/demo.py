@@ -44,12 +44,7 @@ def demo(auctions: int, bids: int, workers: int) -> None:  # noqa: PLR0915 - a s
     spec = load_topics(settings.topics_file)
     config = stack.admin_config(settings, state)
     client = admin.admin_client(config)
-    admin.apply(
-        admin.plan(spec, client, config, settings.topic_prefix),
-        spec,
-        client,
-        settings.topic_prefix,
-    )
+    admin.reconcile(spec, client, config, settings.topic_prefix)
     console.print(f"[green]✓[/] topics match {settings.topics_file.name}")
     with console.status(f"starting {workers} workers (faust -A app worker)"):
         state = worker_procs.ensure(settings, state, workers)

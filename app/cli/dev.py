@@ -69,8 +69,7 @@ def up(
         config = stack.admin_config(settings, state)
         spec = load_topics(settings.topics_file)  # workers need their topics: apply them first
         client = admin.admin_client(config)
-        plan = admin.plan(spec, client, config, settings.topic_prefix)
-        admin.apply(plan, spec, client, settings.topic_prefix)
+        admin.reconcile(spec, client, config, settings.topic_prefix)
         if state.secure:
             apply_acls(client, settings.topic_prefix)
     if workers:

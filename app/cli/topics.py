@@ -46,8 +46,19 @@ def apply(dry_run: bool) -> None:
     if dry_run:
         click.echo(f"dry run: {len(plan.actionable)} change(s) not applied")
         return
-    admin.apply(plan, spec, client, get_settings().topic_prefix)  # type: ignore[arg-type]
-    click.echo(f"applied {len(plan.actionable)} change(s)")
+    settings = get_settings()
+    admin.apply(plan, spec, client, settings.topic_prefix)  # type: ignore[arg-type]
+    left = admin.settle(spec, client, settings.kafka_client_config(), settings.topic_prefix)  # type: ignore[arg-type]
+    if left.changes:
+        _print(left)
+        click.echo(
+            f"applied {len(plan.actionable)} change(s), but after {admin.SETTLE_TIMEOUT_S:.0f} s "
+            f"the cluster still shows {len(left.changes)} difference(s): are all brokers up? "
+            "`outbid topics check` tells when they agree",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"applied {len(plan.actionable)} change(s); the cluster shows them")
 
 
 @topics.command()

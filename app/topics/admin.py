@@ -9,6 +9,7 @@ replication factor) and says what to do instead.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from app.topics.spec import ResolvedTopic, TopicsSpec
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 15.0
+SETTLE_TIMEOUT_S = 30.0
+SETTLE_READS = 3  # clean plans in a row: each metadata request may go to another broker
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,46 @@ def apply(plan_: Plan, spec: TopicsSpec, admin: AdminClient, prefix: str = "") -
             for topic, entries in alter.items()
         ]
         _wait(admin.incremental_alter_configs(resources))
+
+
+def settle(
+    spec: TopicsSpec,
+    admin: AdminClient,
+    kafka: KafkaConfig,
+    prefix: str = "",
+    *,
+    timeout_s: float = SETTLE_TIMEOUT_S,
+    pause_s: float = 0.2,
+) -> Plan:
+    """The plan once the cluster shows what `apply` did: each broker answers metadata from its
+    own cache, and one that has not learned a new topic yet reports it missing for a moment (a
+    spurious "create", and a worker whose consumer meets it stops: "create the topics first").
+    Asks until SETTLE_READS plans in a row are empty, or `timeout_s` has passed; returns the
+    last plan."""
+    deadline = time.monotonic() + timeout_s
+    clean = 0
+    while True:
+        current = plan(spec, admin, kafka, prefix)
+        clean = 0 if current.changes else clean + 1
+        if clean >= SETTLE_READS or time.monotonic() >= deadline:
+            return current
+        time.sleep(pause_s)
+
+
+def reconcile(spec: TopicsSpec, admin: AdminClient, kafka: KafkaConfig, prefix: str = "") -> None:
+    """Plan, apply, and wait until the cluster shows it: what `dev up`, `demo` and `chaos` do
+    before they start workers."""
+    changes = plan(spec, admin, kafka, prefix)
+    if not changes.changes:
+        return
+    apply(changes, spec, admin, prefix)
+    left = settle(spec, admin, kafka, prefix)
+    if left.changes:
+        raise TopicsDriftError(
+            f"the topics were applied, but after {SETTLE_TIMEOUT_S:.0f} s the cluster still "
+            "differs from topics.yaml (are all brokers up?):\n"
+            + "\n".join(f"  {c.action} {c.topic}: {c.detail}" for c in left.changes)
+        )
 
 
 def _wait(futures: Mapping[Any, Any]) -> None:
