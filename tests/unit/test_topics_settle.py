@@ -46,5 +46,7 @@ def test_reconcile_says_what_the_cluster_still_lacks(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(
         admin, "settle", lambda *a, **k: Plan(brokers=3, changes=list(MISSING.changes))
     )
-    with pytest.raises(TopicsDriftError, match=r"(?s)still differs from topics.yaml.*create t: partitions=8"):
+    with pytest.raises(
+        TopicsDriftError, match=r"(?s)still differs from topics.yaml.*create t: partitions=8"
+    ):
         admin.reconcile(None, None, {})  # type: ignore[arg-type]
