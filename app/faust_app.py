@@ -43,6 +43,11 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,  # no {id}-__assignor-__leader topic
         web_bind=settings.web_bind,
         web_in_thread=False,
+        # Faust's /router and /table views describe Faust tables and where their keys live; this
+        # worker runs none (the engine owns its tables, GET /auctions/{id} serves them), and
+        # their lookups answered 500. Not served at all: an unknown path is a 404.
+        web_router_enabled=False,
+        web_tables_enabled=False,
     )
     from app.web import auctions, commands, health, live, metrics  # noqa: PLC0415
 
