@@ -86,7 +86,10 @@ class PartitionAudit:
             set()
         )  # command ids at or after the group's committed offset (live)
         self.live = False
-        self.pending_snapshots: dict[str, aggregate_snapshots.AggregateSnapshot] = {}
+        # auction -> its snapshots not checked yet, by the seq they were taken at (every one is
+        # checked, not only the newest: a wrong intermediate snapshot is a problem too)
+        self.pending_snapshots: dict[str, dict[int, list[aggregate_snapshots.AggregateSnapshot]]]
+        self.pending_snapshots = {}
 
     # --- commands ------------------------------------------------------------------
     def command(self, record: Record) -> None:
@@ -184,30 +187,39 @@ class PartitionAudit:
                     "aggregate_snapshot_foreign", f"{where} (auction {record.key!r}): {foreign}"
                 )
                 continue
-            self.pending_snapshots[record.key.decode()] = snapshot
+            by_seq = self.pending_snapshots.setdefault(record.key.decode(), {})
+            by_seq.setdefault(snapshot.state.version, []).append(snapshot)
 
     def _check_snapshot(self, auction_id: str, offset: int) -> None:
-        snapshot = self.pending_snapshots.get(auction_id)
-        state = self.states[auction_id]
-        if snapshot is None or snapshot.state.version != state.version:
+        by_seq = self.pending_snapshots.get(auction_id)
+        if not by_seq:
             return
-        del self.pending_snapshots[auction_id]
-        if _state_json(snapshot.state) != _state_json(state) or snapshot.events_offset != offset:
-            self.findings.problem(
-                "aggregate_snapshot_differs",
-                f"{auction_id} seq {state.version}: snapshot (event offset {snapshot.events_offset}) "
-                f"!= fold (event offset {offset})",
-            )
-        else:
-            self.findings.counts["aggregate_snapshots_checked"] += 1
+        state = self.states[auction_id]
+        due = by_seq.pop(state.version, [])
+        if not by_seq:
+            del self.pending_snapshots[auction_id]
+        for snapshot in due:
+            if (
+                _state_json(snapshot.state) != _state_json(state)
+                or snapshot.events_offset != offset
+            ):
+                self.findings.problem(
+                    "aggregate_snapshot_differs",
+                    f"{auction_id} seq {state.version}: snapshot (event offset "
+                    f"{snapshot.events_offset}) != fold (event offset {offset})",
+                )
+            else:
+                self.findings.counts["aggregate_snapshots_checked"] += 1
 
     def settle_snapshots(self) -> None:
-        for auction_id, snapshot in sorted(self.pending_snapshots.items()):
-            self.findings.problem(
-                "aggregate_snapshot_without_events",
-                f"{auction_id}: snapshot at seq {snapshot.state.version}, the log ends at seq "
-                f"{self.states.get(auction_id, AuctionState.empty(auction_id)).version}",
-            )
+        for auction_id, by_seq in sorted(self.pending_snapshots.items()):
+            ends_at = self.states.get(auction_id, AuctionState.empty(auction_id)).version
+            for seq in sorted(by_seq):
+                for _snapshot in by_seq[seq]:
+                    self.findings.problem(
+                        "aggregate_snapshot_without_events",
+                        f"{auction_id}: snapshot at seq {seq}, the log ends at seq {ends_at}",
+                    )
 
     # --- after both topics: every command decided exactly once ---------------------
     def settle_commands(self) -> None:

@@ -97,3 +97,45 @@ def test_redis_need_not_hold_an_auction_never_opened_but_may_not_hold_it_wrong()
     assert not findings.problem_counts
     audit.compare_redis({"A-9": orjson.dumps({"auction_id": "A-9", "seq": 7})})
     assert findings.problem_counts["redis_differs_from_fold"] == 1
+
+
+def test_every_aggregate_snapshot_is_checked_not_only_each_auction_s_newest() -> None:
+    """Snapshots are read before the events, so an auction's earlier snapshots used to be
+    replaced by its newest before the fold reached them: a wrong one went unchecked."""
+    import dataclasses  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
+
+    from app.domain import OpenAuction, evolve  # noqa: PLC0415
+    from app.snapshots import aggregates  # noqa: PLC0415
+    from app.topics.incarnation import Incarnation  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    commands = [
+        OpenAuction("o", now, "A-1", "s", 100, 10, "EUR", now + timedelta(hours=1)),
+        PlaceBid("b-1", now, "A-1", bidder_id="x", amount=200, currency="EUR"),
+        PlaceBid("b-2", now, "A-1", bidder_id="y", amount=300, currency="EUR"),
+    ]
+    state, events, states = AuctionState.empty("A-1"), [], []
+    for command in commands:
+        for event in decide(state, command, now):
+            state = evolve(state, event)
+            events.append(event)
+            states.append(state)
+    log = Incarnation("cluster", "events-topic")
+    wrong = dataclasses.replace(states[1], bid_count=9)  # seq 2, but not the fold at seq 2
+    snapshots = [
+        aggregates.encode(states[0], 0, 0, log),
+        aggregates.encode(wrong, 0, 1, log),
+        aggregates.encode(states[2], 0, 2, log),
+    ]
+    findings = audited()
+    audit = PartitionAudit(0, "bid-commands", findings, CommandLedger(), max_recent=16)
+    audit.snapshots(
+        [Record(0, i, b"A-1", value, {}) for i, value in enumerate(snapshots)], log, events_end=3
+    )
+    for offset, event in enumerate(events):
+        audit.event(Record(0, offset, b"A-1", encode_event(event), {}))
+    audit.settle_snapshots()
+    assert findings.counts["aggregate_snapshots_checked"] == 2
+    assert findings.problem_counts["aggregate_snapshot_differs"] == 1
+    assert not findings.problem_counts["aggregate_snapshot_without_events"]
