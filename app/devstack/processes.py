@@ -35,6 +35,7 @@ def require_free(port: int, what: str, option: str) -> None:
 
 EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 SERVER_PORTS_FROM = 10_000  # below: well-known and registered services
+SERVER_PORTS_TO = 65_000  # the highest `outbid dev up --kafka-port` accepts
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -61,7 +62,7 @@ def free_port_run(count: int) -> int:
     low, high = ephemeral_range()
     spans = [
         (start, end)
-        for start, end in ((SERVER_PORTS_FROM, low - 1), (high + 1, 65_535))
+        for start, end in ((SERVER_PORTS_FROM, low - 1), (high + 1, SERVER_PORTS_TO))
         if end - start + 1 >= count
     ]
     pick = random.Random()  # noqa: S311 - spreads choices; nothing secret
@@ -73,7 +74,7 @@ def free_port_run(count: int) -> int:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = int(sock.getsockname()[1])
-            if port + count > 65_535:
+            if port + count - 1 > SERVER_PORTS_TO:
                 continue
         if all(port_free(port + i) for i in range(count)):
             return port
