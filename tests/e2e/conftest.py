@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ class Pipeline:
     root: Path
     specs: list[worker_procs.WorkerSpec] = field(default_factory=list)
     pids: dict[int, int] = field(default_factory=dict)  # index -> pid
+    # Helper processes (load generators): reaped at teardown even when the test fails midway,
+    # so a failed test leaves no running child for a later test's garbage collection to find.
+    helpers: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -56,10 +60,22 @@ class Pipeline:
         self.pids[index] = worker_procs.start(spec, self.env)
         self.wait_ready()
 
+    def spawn(self, args: list[str]) -> subprocess.Popen[str]:
+        """A helper process with the pipeline's environment and captured output."""
+        child = subprocess.Popen(
+            args, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.helpers.append(child)
+        return child
+
     def urls(self) -> list[str]:
         return [s.url for s in self.specs if s.index in self.pids]
 
     def stop(self) -> None:
+        for child in self.helpers:
+            if child.poll() is None:
+                child.kill()
+            child.communicate()  # closes its pipes
         for index in list(self.pids):
             self.stop_worker(index)
 

@@ -48,9 +48,14 @@ def snapshot_env(line: Pipeline, tmp: Path) -> Path:
 
 
 def manifests(root: Path, table: str) -> list[Manifest]:
-    return [
-        Manifest.decode(p.read_bytes(), str(p)) for p in sorted(root.glob(f"*/{table}/*/*.json"))
-    ]
+    """The table's manifests in the snapshot folder, read while the worker may prune them."""
+    found = []
+    for path in sorted(root.glob(f"*/{table}/*/*.json")):
+        try:
+            found.append(Manifest.decode(path.read_bytes(), str(path)))
+        except FileNotFoundError:  # pruned by retention between the listing and the read
+            continue
+    return found
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
@@ -69,9 +74,7 @@ def caught_up(line: Pipeline) -> bool:
 def loadgen(line: Pipeline, commands: int, rate: int, run_id: str) -> subprocess.Popen[str]:
     args = [*OUTBID, "loadgen", "--commands", str(commands), "--rate", str(rate)]
     args += ["--auctions", "300", "--run-id", run_id]
-    return subprocess.Popen(
-        args, env=line.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    return line.spawn(args)
 
 
 def counter(url: str, name: str) -> float:
