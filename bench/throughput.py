@@ -34,7 +34,13 @@ from app.topics import load_topics
 from app.topics.spec import COMMANDS
 from bench import throughput_phases as phases
 from bench import throughput_stack as stack
-from bench.throughput_stats import STEADY_RATE, Results, build_report, median_or_none
+from bench.throughput_stats import (
+    STEADY_RATE,
+    PipelineRun,
+    Results,
+    build_report,
+    median_or_none,
+)
 
 
 class BenchError(OutbidError):
@@ -240,13 +246,18 @@ def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
         def say(line: str) -> None:
             bar.console.print(line)
 
-        def run(label: str, workers: int, auctions: int, scale: int) -> None:
-            task = bar.add_task(f"{workers} worker(s), {auctions:,} auctions", total=spec.commands)
+        def run(
+            label: str, workers: int, auctions: int, scale: int, into: list[PipelineRun]
+        ) -> None:
+            what = f"{workers} worker(s), {auctions:,} auctions" + (
+                " (warm-up, not counted)" if into is results.warmup else ""
+            )
+            task = bar.add_task(what, total=spec.commands)
 
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=max(0, done), total=total)
 
-            results.pipeline.append(
+            into.append(
                 phases.pipeline(
                     ctx, label, workers, auctions, spec.commands, say, tick, scale=scale
                 )
@@ -255,9 +266,10 @@ def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
 
         for r in range(spec.repeats):
             results.ceiling += phases.ceiling(ctx, f"ceil{r}", spec.ceiling_commands, say)
-        for workers in spec.workers:
-            for r in range(spec.repeats):
-                run(f"w{workers}r{r}", workers, spec.auctions, 1)
+        run("warmup", 1, spec.auctions, 1, results.warmup)
+        for r in range(spec.repeats):  # interleaved: a drift of the machine hits every count
+            for workers in spec.workers:
+                run(f"w{workers}r{r}", workers, spec.auctions, 1, results.pipeline)
         one = median_or_none(
             r.cmds_per_s for r in results.pipeline if r.workers == 1 and r.auctions == spec.auctions
         )
@@ -265,7 +277,7 @@ def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
             raise BenchError("the 1-worker run processed nothing; see its worker logs")
         for scale in spec.scales:
             if scale != 1:  # the 1-worker runs above are the 1x point
-                run(f"a{scale}", 1, spec.auctions * scale, scale)
+                run(f"a{scale}", 1, spec.auctions * scale, scale, results.pipeline)
         started = time.perf_counter()
         results.latency, results.latency_worker_rss_mb = phases.latency(
             ctx, one, spec.auctions, spec.latency_seconds, say

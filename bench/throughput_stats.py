@@ -285,6 +285,9 @@ class LatencyLevel:
 class Results:
     ceiling: list[CeilingRun] = field(default_factory=list)
     pipeline: list[PipelineRun] = field(default_factory=list)  # every workers/auctions run
+    # discarded: the first engine run of a fresh broker (its JIT compiles the transaction and
+    # compaction paths the ceiling never took; one full run measured 17.0k, then 18.8k, 25.6k)
+    warmup: list[PipelineRun] = field(default_factory=list)
     latency: list[LatencyLevel] = field(default_factory=list)
     latency_worker_rss_mb: list[float] = field(default_factory=list)
 
@@ -395,6 +398,7 @@ def build_report(
                 }
                 for r in results.pipeline
             ],
+            "warmup": [{**asdict(r), "cmds_per_s": round(r.cmds_per_s, 1)} for r in results.warmup],
         },
     }
 
