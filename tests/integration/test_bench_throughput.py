@@ -63,6 +63,8 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
 
     runs = {(r["workers"], r["auctions"]): r for r in report["raw"]["pipeline"]}
     assert sorted(runs) == [(1, 20), (1, 100), (2, 20)]
+    [warmup] = report["raw"]["warmup"]  # run first, kept apart from the medians
+    assert (warmup["workers"], warmup["auctions"], warmup["commands"]) == (1, 20, 3000)
     for run in runs.values():
         assert "engine" not in run
         assert run["commands"] == 3000

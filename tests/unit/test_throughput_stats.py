@@ -246,6 +246,7 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
             _level(None, 120.0, offered=3000.0),
         ],
         latency_worker_rss_mb=[99.0],
+        warmup=[_pipeline(1, 1000, 0.1)],  # 10x faster than any counted run: never a median
     )
     source = {"commit": "0" * 40, "dirty": True}
     report = build_report(
@@ -275,6 +276,7 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
     assert report["auction_scaling"][1]["vs_1x"] == pytest.approx(0.667)
     assert len(report["raw"]["ceiling"]) == 4
     assert len(report["raw"]["pipeline"]) == 5
+    assert [r["cmds_per_s"] for r in report["raw"]["warmup"]] == [10_000.0]
     assert [lv["share"] for lv in report["latency"]] == [0.25, 0.5, 1.0, None]
     assert "engine" not in orjson.dumps(report).decode()  # one engine: no engine fields
     orjson.dumps(report)  # JSON-serialisable as it is
