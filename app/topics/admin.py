@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -200,11 +200,20 @@ def settle(
     own cache, and one that has not learned a new topic yet reports it missing for a moment (a
     spurious "create", and a worker whose consumer meets it stops: "create the topics first").
     Asks until SETTLE_READS plans in a row are empty, or `timeout_s` has passed; returns the
-    last plan."""
+    last plan. A lagging broker may also refuse to describe a topic it has not learned yet
+    (UNKNOWN_TOPIC_OR_PART): that too is asked again until the timeout."""
     deadline = time.monotonic() + timeout_s
     clean = 0
     while True:
-        current = plan(spec, admin, kafka, prefix)
+        try:
+            current = plan(spec, admin, kafka, prefix)
+        except KafkaException as exc:
+            lagging = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not lagging or time.monotonic() >= deadline:
+                raise
+            clean = 0
+            time.sleep(pause_s)
+            continue
         clean = 0 if current.changes else clean + 1
         if clean >= SETTLE_READS or time.monotonic() >= deadline:
             return current

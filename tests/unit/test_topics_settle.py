@@ -4,6 +4,7 @@ answers metadata from its own cache, and a lagging one reports a new topic missi
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from app.errors import TopicsDriftError
 from app.topics import admin
@@ -50,3 +51,31 @@ def test_reconcile_says_what_the_cluster_still_lacks(monkeypatch: pytest.MonkeyP
         TopicsDriftError, match=r"(?s)still differs from topics.yaml.*create t: partitions=8"
     ):
         admin.reconcile(None, None, {})  # type: ignore[arg-type]
+
+
+def test_a_broker_that_cannot_describe_a_new_topic_yet_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a 3-broker CI run: describe_configs reached a broker that had not learned the new topic
+    answers: list[Plan | KafkaException] = [
+        KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)),
+        CLEAN,
+    ]
+
+    def answer(*_args: object, **_kwargs: object) -> Plan:
+        given = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(given, KafkaException):
+            raise given
+        return given
+
+    monkeypatch.setattr(admin, "plan", answer)
+    assert admin.settle(None, None, {}, pause_s=0).changes == []  # type: ignore[arg-type]
+
+
+def test_other_kafka_errors_are_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    def answer(*_args: object, **_kwargs: object) -> Plan:
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+    monkeypatch.setattr(admin, "plan", answer)
+    with pytest.raises(KafkaException):
+        admin.settle(None, None, {}, pause_s=0)  # type: ignore[arg-type]
