@@ -69,12 +69,12 @@ class EngineService(Service):
 
 
 def freeze_startup_objects() -> int:
-    """Moves every object alive now (Faust, the libraries, the settings: ~100,000 in a worker)
-    to the garbage collector's permanent generation, and returns how many there are.
+    """Moves every object alive now (Faust, the libraries, the settings) to the garbage
+    collector's permanent generation, and returns how many there are.
 
-    They live as long as the process, yet each full (generation 2) collection walked them all:
-    at a steady 3,000 commands/s one came every 15-30 s and stopped the engine's thread for
-    80-110 ms, long enough to show in the p99 latency. With them frozen it took 15-20 ms.
+    They live as long as the process, yet each full (generation 2) collection walked them all,
+    stopping the engine's thread for about as long as a loop turn under a steady load; frozen,
+    a full collection walks only what was made since (docs/benchmarks.md, "Levers tried").
     """
     gc.collect()  # garbage now is not frozen with the rest
     gc.freeze()
