@@ -25,6 +25,7 @@ from confluent_kafka import (
 )
 
 from app import headers
+from app.engine.kafka import PRODUCER_BATCHING
 from app.errors import KafkaUnavailableError
 from app.kafka_config import KafkaConfig, bootstrap_of
 from app.producers import command_producer
@@ -170,11 +171,7 @@ def passthrough(
     consumer = _consumer(
         kafka, group, **{"fetch.max.bytes": 16 * 1024 * 1024, "fetch.wait.max.ms": 10}
     )
-    extra: dict[str, object] = {  # the engine's producer settings
-        "linger.ms": 1,
-        "batch.size": 256 * 1024,
-        "queue.buffering.max.messages": 1_000_000,
-    }
+    extra: dict[str, object] = dict(PRODUCER_BATCHING)  # the engine's producer settings
     if transactional:
         extra["transactional.id"] = group
     producer = command_producer(kafka, **extra)

@@ -12,6 +12,18 @@ from app.settings import Settings
 
 CLIENT_ID_PREFIX = "outbid-worker "  # + the worker's web URL, percent-encoded
 
+# How the worker's producer batches (the bench's ceiling loop uses the same, to be comparable).
+PRODUCER_BATCHING: dict[str, Any] = {
+    # 20 ms, not 1: under a backlog a 1 ms linger sent a produce request every millisecond with a
+    # few records per partition, and the broker's per-request work competed with the workers for
+    # a small machine's cores (docs/benchmarks.md, "Levers tried"). A caught-up worker does not
+    # wait for it: the loop commits as soon as it has caught up, and commit_transaction() sends
+    # what is lingering at once (tests/integration/test_producer_batching.py).
+    "linger.ms": 20,
+    "batch.size": 256 * 1024,
+    "queue.buffering.max.messages": 1_000_000,
+}
+
 
 def client_id(url: str) -> str:
     """The consumer's client id carries the worker's web URL: any worker reads who owns which
@@ -64,10 +76,8 @@ def producer(settings: Settings, instance: str) -> Producer:
         "transaction.timeout.ms": 30_000,
         # Re-routed commands must land where the Java client and kcat (murmur2) put the key.
         "partitioner": "murmur2_random",
-        "linger.ms": 1,
         "socket.nagle.disable": True,
-        "batch.size": 256 * 1024,
-        "queue.buffering.max.messages": 1_000_000,
+        **PRODUCER_BATCHING,
         "logger": logging.getLogger("librdkafka"),
     }
     return Producer(config)
