@@ -301,6 +301,14 @@ def _summary(console: Console, report: dict[str, Any]) -> None:
         ("1 worker (cmd/s, steady)", report["pipeline_cmds_per_s"]),
         ("2 workers (cmd/s, steady)", report["pipeline_2_workers_cmds_per_s"]),
         ("2 workers / 1 worker", report["ratio_2_to_1_workers"]),
+        ("2 workers: the busier one's share of the commands", report["two_workers_busiest_share"]),
+        *(
+            (
+                f"CPU per command, {n} worker(s): workers / broker (µs)",
+                f"{c['workers']} / {c['broker']}",
+            )
+            for n, c in report["cpu_us_per_command"].items()
+        ),
         ("1 worker / ceiling", report["ratio"]),
         (
             "p50 / p99 / p999 at 50% of max (ms)",

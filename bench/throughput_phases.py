@@ -193,8 +193,10 @@ def pipeline(
         kafka.send_all(config, topic, opens)
         watcher.wait(len(opens), _timeout(len(opens)))
         base = procs.wait_written(len(opens), redis=ctx.redis)
+        base_each = procs.each()
         load = stack.load_average()
         total = len(opens) + len(bids)
+        cpu_before = _cpu(procs, ctx.servers)
         started = time.perf_counter()
         sent_s = kafka.send_all(config, topic, bids)
         samples = watcher.wait(
@@ -202,6 +204,8 @@ def pipeline(
         )
         end = procs.wait_written(total, redis=ctx.redis)
         seconds = time.perf_counter() - started
+        cpu_after = _cpu(procs, ctx.servers)
+        end_each = procs.each()
         curve = [(s.at - started, float(s.commands_done - len(opens))) for s in samples]
         steady, window_s = steady_rate(curve, len(bids), after=sent_s)
         run = PipelineRun(
@@ -215,6 +219,11 @@ def pipeline(
             transactions=int(end.transactions - base.transactions),
             worker_peak_rss_mb=procs.peak_rss_mb(),
             load_avg=load,
+            worker_commands=[
+                int(e.commands - b.commands) for b, e in zip(base_each, end_each, strict=True)
+            ],
+            worker_cpu_s=_spent(cpu_before[0], cpu_after[0]),
+            broker_cpu_s=_spent(cpu_before[1], cpu_after[1]),
         )
         say(
             f"{workers} worker(s), {auctions:,} auctions: {run.cmds_per_s:,.0f} commands/s "
@@ -227,6 +236,16 @@ def pipeline(
         watcher.close()
         procs.stop()
         ctx.clean_up(settings)
+
+
+def _cpu(procs: stack.Workers, servers: stack.Servers) -> tuple[float | None, float | None]:
+    """CPU seconds used so far by the workers, and by the broker(s) of a private stack."""
+    brokers = stack.cpu_seconds(servers.broker_pids) if servers.broker_pids else None
+    return stack.cpu_seconds(procs.pids), brokers
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return round(after - before, 3) if before is not None and after is not None else None
 
 
 # --- latency at fixed offered loads ---------------------------------------------------------

@@ -30,6 +30,7 @@ from app.topics import admin, load_topics
 from bench.throughput_stats import counter_total
 
 log = logging.getLogger(__name__)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc/<pid>/stat's CPU times
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Servers:
     kafka: str
     redis: str
     private: bool
+    broker_pids: tuple[int, ...] = ()  # a private stack's Kafka processes (their CPU is measured)
 
 
 @contextlib.contextmanager
@@ -50,7 +52,12 @@ def servers(root: Path, kafka_heap: str) -> Iterator[Servers]:
     try:
         redis_server.start()
         cluster.start()
-        yield Servers(cluster.bootstrap, redis_server.url, private=True)
+        yield Servers(
+            cluster.bootstrap,
+            redis_server.url,
+            private=True,
+            broker_pids=tuple(cluster.pids.values()),
+        )
     finally:
         cluster.stop()
         redis_server.stop()
@@ -151,10 +158,13 @@ class Workers:
         except OSError:
             return ""
 
+    def each(self) -> list[Counters]:
+        return [Counters.parse(self.metrics(index)) for index in range(len(self.specs))]
+
     def counters(self) -> Counters:
         total = Counters()
-        for index in range(len(self.specs)):
-            total += Counters.parse(self.metrics(index))
+        for counters in self.each():
+            total += counters
         return total
 
     def wait_written(self, commands: int, *, redis: bool, timeout_s: float = 60.0) -> Counters:
@@ -185,6 +195,19 @@ class Workers:
         for pid in self.pids:
             processes.stop(pid)
         self.pids.clear()
+
+
+def cpu_seconds(pids: list[int] | tuple[int, ...]) -> float | None:
+    """User + system CPU seconds the processes have used so far (None: one of them is gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:

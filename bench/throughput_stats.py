@@ -251,6 +251,24 @@ class PipelineRun:
     transactions: int  # engine transactions committed for them
     worker_peak_rss_mb: list[float]
     load_avg: tuple[float, float, float]
+    # the timed commands each worker processed: partitions are the unit of scale-out, and the
+    # load's hot auctions make some partitions busier than others
+    worker_commands: list[int] = field(default_factory=list)
+    # CPU seconds over the timed run: the workers' together, and the broker's (None: not ours to
+    # measure, on servers the bench did not start). The broker's includes taking in the commands.
+    worker_cpu_s: float | None = None
+    broker_cpu_s: float | None = None
+
+    @property
+    def busiest_share(self) -> float | None:
+        """The busiest worker's share of the commands (None: not counted, or one worker)."""
+        total = sum(self.worker_commands)
+        return (
+            max(self.worker_commands) / total if len(self.worker_commands) > 1 and total else None
+        )
+
+    def cpu_us_per_command(self, seconds: float | None) -> float | None:
+        return seconds / self.commands * 1e6 if seconds is not None and self.commands else None
 
     @property
     def overall_cmds_per_s(self) -> float:
@@ -338,6 +356,7 @@ def build_report(
     pipeline = median_or_none(r.cmds_per_s for r in one)
     pipeline_2 = median_or_none(r.cmds_per_s for r in two)
     rss = [mb for r in one for mb in r.worker_peak_rss_mb]
+    busiest = median_or_none(r.busiest_share for r in two if r.busiest_share is not None)
     half = _level(next((lv for lv in results.latency if lv.share == 0.5), None))
     steady = next((lv for lv in results.latency if lv.share is None), None)
     scaling = _scaling(results, base_auctions, pipeline)
@@ -357,6 +376,19 @@ def build_report(
         "ratio_2_to_1_workers": _round(pipeline_2 / pipeline, 3)
         if pipeline and pipeline_2
         else None,
+        # 2 workers can do at most 1 / this times one worker's rate: the busier one has that
+        # share of the commands (its partitions hold the hottest auctions)
+        "two_workers_busiest_share": _round(busiest, 3),
+        # CPU per timed command, medians over the runs (on 2 cores the workers, the broker and
+        # the bench share them: 2 workers reach at most 2w / (w + s) of one, docs/benchmarks.md)
+        "cpu_us_per_command": {
+            str(count): {
+                "workers": _median_us(r.cpu_us_per_command(r.worker_cpu_s) for r in runs),
+                "broker": _median_us(r.cpu_us_per_command(r.broker_cpu_s) for r in runs),
+            }
+            for count, runs in ((1, one), (2, two))
+            if runs
+        },
         "ratio": _round(ratio, 6),
         **half,
         "steady_rate_latency": {
@@ -401,6 +433,10 @@ def build_report(
             "warmup": [{**asdict(r), "cmds_per_s": round(r.cmds_per_s, 1)} for r in results.warmup],
         },
     }
+
+
+def _median_us(values: Iterable[float | None]) -> float | None:
+    return _round(median_or_none(values), 1)
 
 
 def _within(value: object, bound: float) -> bool:

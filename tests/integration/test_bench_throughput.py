@@ -59,6 +59,11 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
     assert two > 0
     assert report["ratio"] == pytest.approx(one / ceiling, rel=0.01)
     assert report["ratio_2_to_1_workers"] == pytest.approx(two / one, rel=0.01)
+    assert 0.5 <= report["two_workers_busiest_share"] <= 1.0
+    cpu = report["cpu_us_per_command"]
+    assert cpu["1"]["workers"] > 0
+    assert cpu["2"]["workers"] > 0
+    assert cpu["1"]["broker"] is None
     assert report["worker_peak_rss_mb"] > 20  # a Python worker with Faust loaded
 
     runs = {(r["workers"], r["auctions"]): r for r in report["raw"]["pipeline"]}
@@ -72,6 +77,11 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
         assert 1 <= run["transactions"] <= run["commands"]
         assert run["seconds"] > 0
         assert run["overall_cmds_per_s"] == pytest.approx(3000 / run["seconds"], rel=0.01)
+        # each worker's timed commands, counted from its own /metrics
+        assert len(run["worker_commands"]) == run["workers"]
+        assert sum(run["worker_commands"]) == 3000
+        assert run["worker_cpu_s"] > 0
+        assert run["broker_cpu_s"] is None  # servers the bench did not start: not its to measure
         # the steady window exists only when the backlog outlasted the sending
         if run["steady_cmds_per_s"] is not None:
             assert run["steady_cmds_per_s"] > 0

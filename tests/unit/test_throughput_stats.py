@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -13,7 +16,7 @@ from app.domain import decode_command
 from app.loadgen import LoadSpec, generate
 from bench.throughput import throughput_command
 from bench.throughput_kafka import Cadence, to_event
-from bench.throughput_stack import Counters
+from bench.throughput_stack import Counters, cpu_seconds
 from bench.throughput_stats import (
     CeilingRun,
     LatencyLevel,
@@ -187,7 +190,11 @@ def test_histogram_quantile_interpolates_inside_the_bucket_like_prometheus() -> 
 
 
 def _pipeline(
-    workers: int, auctions: int, seconds: float, steady: float | None = -1.0
+    workers: int,
+    auctions: int,
+    seconds: float,
+    steady: float | None = -1.0,
+    worker_commands: list[int] | None = None,
 ) -> PipelineRun:
     return PipelineRun(
         workers=workers,
@@ -200,6 +207,9 @@ def _pipeline(
         transactions=20,
         worker_peak_rss_mb=[100.0 + workers],
         load_avg=(0.5, 0.4, 0.3),
+        worker_commands=worker_commands or [],
+        worker_cpu_s=seconds * workers * 0.9,
+        broker_cpu_s=seconds * 0.3 if workers == 1 else None,  # None: not measured
     )
 
 
@@ -236,7 +246,9 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
             _pipeline(1, 1000, 2.0),
             _pipeline(1, 1000, 4.0),
             _pipeline(1, 1000, 5.0),
-            _pipeline(2, 1000, 2.0),
+            _pipeline(2, 1000, 2.0, worker_commands=[570, 430]),
+            _pipeline(2, 1000, 3.0, worker_commands=[400, 600]),
+            _pipeline(2, 1000, 1.0, worker_commands=[700, 300]),
             _pipeline(1, 100_000, 6.0),
         ],
         latency=[
@@ -261,6 +273,12 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
     assert report["pipeline_cmds_per_s"] == 250.0  # median of 500, 250, 200
     assert report["pipeline_2_workers_cmds_per_s"] == 500.0
     assert report["ratio_2_to_1_workers"] == 2.0
+    assert report["two_workers_busiest_share"] == 0.6  # median of 0.57, 0.6, 0.7
+    # CPU per command: 1,000 commands; 1 worker runs of 2, 4 and 5 s used 0.9 s of CPU per second
+    assert report["cpu_us_per_command"] == {
+        "1": {"workers": 3600.0, "broker": 1200.0},
+        "2": {"workers": 3600.0, "broker": None},  # 2 workers x 0.9 x 2 s (the median run)
+    }
     assert report["ratio"] == pytest.approx(250 / 5000)
     assert (report["p50_ms"], report["p99_ms"], report["p999_ms"]) == (40.0, 80.0, 81.0)
     steady = report["steady_rate_latency"]
@@ -275,7 +293,8 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
     assert [row["scale"] for row in report["auction_scaling"]] == [1.0, 100.0]
     assert report["auction_scaling"][1]["vs_1x"] == pytest.approx(0.667)
     assert len(report["raw"]["ceiling"]) == 4
-    assert len(report["raw"]["pipeline"]) == 5
+    assert len(report["raw"]["pipeline"]) == 7
+    assert report["raw"]["pipeline"][3]["worker_commands"] == [570, 430]
     assert [r["cmds_per_s"] for r in report["raw"]["warmup"]] == [10_000.0]
     assert [lv["share"] for lv in report["latency"]] == [0.25, 0.5, 1.0, None]
     assert "engine" not in orjson.dumps(report).decode()  # one engine: no engine fields
@@ -289,6 +308,7 @@ def test_report_without_latency_or_scaling_leaves_those_fields_empty() -> None:
     assert report["steady_rate_latency"]["p99_ms"] is None
     assert report["pipeline_2_workers_cmds_per_s"] is None
     assert report["ratio_2_to_1_workers"] is None
+    assert report["two_workers_busiest_share"] is None
     assert report["targets"]["steady_latency_met"] is False
     assert report["targets"]["two_workers_met"] is None
 
@@ -311,3 +331,17 @@ def test_cli_has_one_engine_and_takes_its_settings() -> None:
     shown = runner.invoke(throughput_command, ["--help"])
     assert "--transaction-max-s" in shown.output
     assert "--consume-batch" in shown.output
+
+
+def test_cpu_seconds_reads_what_processes_used_and_none_for_a_gone_one() -> None:
+    started = cpu_seconds([os.getpid()])
+    assert started is not None
+    deadline = time.process_time() + 0.1
+    while time.process_time() < deadline:  # burn a little CPU
+        pass
+    used = cpu_seconds([os.getpid()])
+    assert used is not None
+    assert used > started
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert cpu_seconds([os.getpid(), gone.pid]) is None
