@@ -10,9 +10,10 @@ the partition's tables:
   light load), and at the latest every `transaction_max_s` (big transactions under a backlog);
 - at commit, each changed auction's state, view and bid rate go to their changelogs once, then
   the input offsets with the group's metadata (KIP-447: a member that lost its partitions is
-  fenced by the generation), then commit. A caught-up batch ends its transaction, so its
-  offsets are sent while it is handled, from a helper thread (`_send_offsets_early`); only then are the changes written to RocksDB, and then
-  to Redis (idempotent by seq). An abort forgets them and rewinds to the committed offsets;
+  fenced by the generation), then commit (a caught-up batch ends its transaction, so its offsets
+  are sent while it is handled, from a helper thread: `_send_offsets_early`); only then are the
+  changes written to RocksDB, and then to Redis (idempotent by seq). An abort forgets them and
+  rewinds to the committed offsets;
 - on assignment a partition's tables are recovered before it is processed (app/engine/assignment.py
   owns the partitions and the rebalance rules); on revoke the open transaction commits first (its
   records are still ours), on a loss it aborts.
