@@ -10,10 +10,8 @@ the partition's tables:
   light load), and at the latest every `transaction_max_s` (big transactions under a backlog);
 - at commit, each changed auction's state, view and bid rate go to their changelogs once, then
   the input offsets with the group's metadata (KIP-447: a member that lost its partitions is
-  fenced by the generation), then commit (a caught-up batch ends its transaction, so its offsets
-  are sent while it is handled, from a helper thread: `_send_offsets_early`); only then are the
-  changes written to RocksDB, and then to Redis (idempotent by seq). An abort forgets them and
-  rewinds to the committed offsets;
+  fenced by the generation), then commit; only then are the changes written to RocksDB, and then
+  to Redis (idempotent by seq). An abort forgets them and rewinds to the committed offsets;
 - on assignment a partition's tables are recovered before it is processed (app/engine/assignment.py
   owns the partitions and the rebalance rules); on revoke the open transaction commits first (its
   records are still ours), on a loss it aborts.
@@ -25,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -125,8 +122,6 @@ class Engine:
         self._wait = CONSUME_WAIT_S
         self._idle_checkpoint = self._lag_refreshed = 0.0
         self._dead_letter_log = LogBudget(log, "dead letters")
-        # sends a caught-up transaction's input offsets while its last batch is handled
-        self._offsets_sender = ThreadPoolExecutor(1, thread_name_prefix="outbid-offsets")
         self.started = threading.Event()
 
     def changelog_topic(self, table: Table) -> str:
@@ -165,8 +160,6 @@ class Engine:
                 # consume() returns at a full batch or at the timeout: a short timeout keeps a
                 # trickle of commands from waiting for a batch that never fills.
                 batch = self.consumer.consume(batch_size, self._wait)
-                if len(batch) < batch_size:
-                    self._send_offsets_early(batch)
                 for message in batch:
                     self._handle(message)
                 if self.txn.open and (
@@ -187,7 +180,6 @@ class Engine:
         self._stopping.set()
 
     def _close(self) -> None:
-        self._offsets_sender.shutdown(wait=True)  # an early send still in flight ends first
         # With a static group.instance.id, close() does not leave the group: the partitions wait
         # for this instance for the session timeout (a restart in time gets them back as they were).
         self.consumer.close()
@@ -308,8 +300,11 @@ class Engine:
                 self._write_changelogs(txn)
                 self._write_snapshots(snapshots)
             if txn.positions:
+                offsets = [TopicPartition(self.commands, p, o) for p, o in txn.positions.items()]
                 with stage("offsets").time():
-                    self._send_offsets(txn)
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
+                    )
             with stage("commit").time():
                 self._commit_transaction()
         except KafkaException as exc:
@@ -328,41 +323,6 @@ class Engine:
         self._snapshots_due = txn.snapshots  # each has its event's offset (_await_reports)
         self._after_commit(txn)
         return True
-
-    def _send_offsets_early(self, batch: list[Message]) -> None:
-        """Caught up (a batch short of full): this batch ends the transaction, and its input
-        offsets are already known. They go to the transaction now, from a helper thread, while
-        the batch is handled: the two broker round trips of send_offsets_to_transaction
-        (AddOffsetsToTxn, TxnOffsetCommit) no longer add to every light-load command's latency.
-        The commit waits for them (`_send_offsets`); records and offsets still commit or abort
-        together, whatever order the transaction received them in."""
-        positions = dict(self.txn.positions)
-        for message in batch:
-            partition = message.partition()
-            if message.error() is None and partition is not None and partition in self.partitions:
-                positions[partition] = (message.offset() or 0) + 1
-        if not positions:
-            return
-        if not self.txn.open:
-            self._begin()
-        send = partial(self._offsets_to_transaction, dict(positions))
-        self.txn.early_offsets = (positions, self._offsets_sender.submit(send))
-
-    def _send_offsets(self, txn: Transaction) -> None:
-        """The transaction's input offsets, unless the early send already covered them."""
-        if txn.early_offsets is not None:
-            positions, sent = txn.early_offsets
-            txn.early_offsets = None
-            sent.result()  # its KafkaException, if any, aborts the transaction like our own
-            if positions == txn.positions:
-                return
-        self._offsets_to_transaction(txn.positions)
-
-    def _offsets_to_transaction(self, positions: dict[int, int]) -> None:
-        offsets = [TopicPartition(self.commands, p, o) for p, o in positions.items()]
-        self.producer.send_offsets_to_transaction(
-            offsets, self.consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
-        )
 
     def _await_reports(self, txn: Transaction) -> None:
         """The delivery reports whose offsets the engine keeps: the last changelog record of each
@@ -426,8 +386,6 @@ class Engine:
 
     def _abort(self) -> None:
         """Drop the open transaction and consume again from the committed offsets."""
-        if self.txn.early_offsets is not None:  # no transactional call may overlap the abort
-            wait([self.txn.early_offsets[1]])
         self.producer.abort_transaction(KAFKA_TIMEOUT_S)
         for tables in self.partitions.values():
             tables.rolled_back()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from app.domain import AuctionState
@@ -34,8 +33,6 @@ class Transaction:
     changes: dict[int, Changes] = field(default_factory=dict)
     # (table, partition) -> offset of its last changelog record (from its delivery report)
     changelog_end: dict[tuple[str, int], int] = field(default_factory=dict)
-    # the input offsets sent while the transaction's last batch was handled, and that send
-    early_offsets: tuple[dict[int, int], Future[None]] | None = None
 
     @property
     def open(self) -> bool:
