@@ -201,11 +201,9 @@ def cpu_seconds(pids: list[int] | tuple[int, ...]) -> float | None:
     """User + system CPU seconds the processes have used so far (None: one of them is gone)."""
     total = 0.0
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        fields = processes.stat_fields(pid)
+        if fields is None:
             return None
-        fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
         total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total
 

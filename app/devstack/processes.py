@@ -126,11 +126,19 @@ def alive(pid: int) -> bool:
 
 
 def _state(pid: int) -> str:
+    fields = stat_fields(pid)
+    return fields[0] if fields else "?"
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the process name (which may hold spaces and
+    parentheses): [0] is the state, [11] and [12] the user and system CPU time in clock ticks.
+    None when the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return "?"
-    return stat.rsplit(")", 1)[1].split()[0]
+        return None
+    return stat.rsplit(")", 1)[1].split()
 
 
 def stop(pid: int, timeout_s: float = 20.0) -> None:
