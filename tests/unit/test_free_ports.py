@@ -18,8 +18,35 @@ def test_free_ports_are_outside_the_ephemeral_range_and_bindable() -> None:
         assert all(not low <= p <= high for p in range(port, port + 6))
         assert port >= processes.SERVER_PORTS_FROM
         assert port + 5 <= processes.SERVER_PORTS_TO  # what `outbid dev up --kafka-port` takes
-        with socket.socket() as sock:
+        with _server_socket() as sock:
             sock.bind(("127.0.0.1", port + 5))
+            sock.listen()
+
+
+def _server_socket() -> socket.socket:
+    """A listening socket bound the way Kafka, Redis and aiohttp bind theirs: with SO_REUSEADDR.
+
+    Without it, a port whose last connection is still in TIME_WAIT (any earlier test's broker in
+    the same range) refuses the bind although every server could take it; a CI run failed on
+    exactly that."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
+def test_a_port_whose_last_connection_is_in_time_wait_is_offered_and_a_server_binds_it() -> None:
+    with _server_socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its port goes to TIME_WAIT
+            client.recv(1)
+    assert processes.port_free(port)
+    with _server_socket() as again:
+        again.bind(("127.0.0.1", port))
+        again.listen()
 
 
 def test_a_port_in_use_is_never_offered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
