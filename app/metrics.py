@@ -123,6 +123,10 @@ TRANSACTION_COMMIT = Histogram(
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+TRANSACTIONS_ABORTED = Counter(
+    "outbid_transactions_aborted_total",
+    "Engine transactions aborted and re-processed from the committed offsets",
+)
 TRANSACTION_RECORDS = Histogram(
     "outbid_transaction_records",
     "Commands consumed per committed engine transaction",

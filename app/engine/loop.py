@@ -49,6 +49,7 @@ from app.engine.transaction import PendingSnapshot, Transaction
 from app.errors import OutbidError
 from app.log_budget import LogBudget
 from app.readmodel import BlockingReadModel
+from app.retry import Backoff
 from app.settings import Settings
 from app.snapshots import aggregates as aggregate_snapshots
 from app.topics.incarnation import Incarnation
@@ -64,6 +65,9 @@ CONSUME_WAIT_S = 0.005
 COMMIT_ATTEMPTS = 5
 IDLE_CHECKPOINT_S = 5.0
 LAG_EVERY_S = 1.0
+# Between aborts in a row (a topic that refuses every record would otherwise spin the loop):
+# full jitter up to 0.1 s, 0.2 s, ... 5 s; the first successful commit resets it.
+ABORT_BACKOFF = Backoff(initial_s=0.1, max_s=5.0)
 
 
 class EngineError(OutbidError):
@@ -122,6 +126,8 @@ class Engine:
         self._wait = CONSUME_WAIT_S
         self._idle_checkpoint = self._lag_refreshed = 0.0
         self._dead_letter_log = LogBudget(log, "dead letters")
+        self._abort_log = LogBudget(log, "aborted transactions")
+        self._aborts_in_a_row = 0
         self.started = threading.Event()
 
     def changelog_topic(self, table: Table) -> str:
@@ -160,8 +166,12 @@ class Engine:
                 # consume() returns at a full batch or at the timeout: a short timeout keeps a
                 # trickle of commands from waiting for a batch that never fills.
                 batch = self.consumer.consume(batch_size, self._wait)
-                for message in batch:
-                    self._handle(message)
+                try:
+                    for message in batch:
+                        self._handle(message)
+                except KafkaException as exc:  # a produce() the transaction could not take
+                    self._abandon(exc)  # the rest of the batch comes again after the rewind
+                    continue
                 if self.txn.open and (
                     len(batch) < batch_size  # caught up: nothing gains from waiting
                     or self.txn.age() >= self.settings.transaction_max_s
@@ -192,6 +202,7 @@ class Engine:
 
     def _idle(self) -> None:
         self._dead_letter_log.flush_due()
+        self._abort_log.flush_due()
         now = time.monotonic()
         if self._snapshots_due:  # what the last transaction left for a next one
             self._begin()
@@ -308,17 +319,11 @@ class Engine:
             with stage("commit").time():
                 self._commit_transaction()
         except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal() or not error.txn_requires_abort():
-                raise EngineError(
-                    f"Kafka refused the transaction: {error.str()} (another worker with instance "
-                    f"{self.instance!r}, or the broker's transaction state is gone): restart it"
-                ) from exc
-            log.warning("transaction aborted (%s): re-processing from the committed offsets", error)
             self._snapshots_due = snapshots  # their events are committed: write them next time
-            self._abort()
+            self._abandon(exc)
             return False
         self.txn = Transaction()
+        self._aborts_in_a_row = 0
         self._await_reports(txn)
         self._snapshots_due = txn.snapshots  # each has its event's offset (_await_reports)
         self._after_commit(txn)
@@ -383,6 +388,43 @@ class Engine:
                 log.warning("commit_transaction: %s; retrying", exc.args[0])
             else:
                 return
+
+    def _abandon(self, exc: KafkaException) -> None:
+        """The open transaction cannot commit: abort it and re-process from the committed offsets
+        (after a backoff when it keeps happening). Stops the engine when Kafka's answer is fatal.
+
+        A record whose delivery failed, or a failed offsets request, puts the transaction in its
+        abortable state from librdkafka's own thread, at any moment. The next produce() then
+        fails with _STATE ("Erroneous state"), an error that is not marked abortable itself; it
+        used to leave the loop and stop the worker. The abort tells the two cases apart: it
+        succeeds from the abortable state and fails from a fatal one."""
+        error = exc.args[0]
+        abortable = error.txn_requires_abort() or error.code() == KafkaError._STATE
+        if error.fatal() or not abortable:
+            raise self._refused(error) from exc
+        # _STATE says only that the transaction had failed before: librdkafka's TXNERR line just
+        # before this one names the cause (for example "Message size too large" and the topic)
+        hint = "; librdkafka's TXNERR line says why" if error.code() == KafkaError._STATE else ""
+        self._abort_log.warning(
+            error.str(),
+            "transaction aborted (%s%s): re-processing from the committed offsets",
+            error.str(),
+            hint,
+        )
+        metrics.TRANSACTIONS_ABORTED.inc()
+        try:
+            self._abort()
+        except KafkaException as again:
+            raise self._refused(again.args[0]) from again
+        self._aborts_in_a_row += 1
+        if self._aborts_in_a_row > 1:
+            self._stopping.wait(ABORT_BACKOFF.delay(self._aborts_in_a_row - 2))  # stop() ends it
+
+    def _refused(self, error: KafkaError) -> EngineError:
+        return EngineError(
+            f"Kafka refused the transaction: {error.str()} (another worker with instance "
+            f"{self.instance!r}, or the broker's transaction state is gone): restart it"
+        )
 
     def _abort(self) -> None:
         """Drop the open transaction and consume again from the committed offsets."""
