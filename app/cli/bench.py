@@ -1,4 +1,4 @@
-"""`outbid bench`: the benchmarks in bench/ (recovery, throughput, failover).
+"""`outbid bench`: the benchmarks in bench/ (recovery, throughput, failover, transactions).
 
 bench/ is part of a source checkout, not of the installed outbid the worker image holds: its
 commands are imported when one runs, and where bench/ is missing they say so in one line.
@@ -24,6 +24,11 @@ COMMANDS = {
     ),
     "recovery": Lazy(
         "bench.recovery", "recovery_command", "Replay, changelog and snapshot recovery times."
+    ),
+    "transactions": Lazy(
+        "bench.transactions",
+        "transactions_command",
+        "What one engine-shaped Kafka transaction costs, by partitions written.",
     ),
     "throughput": Lazy(
         "bench.throughput", "throughput_command", "Ceiling and engine throughput, latency, memory."
