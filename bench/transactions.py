@@ -288,30 +288,9 @@ def transactions_command(
         tempfile.TemporaryDirectory(prefix="outbid-bench-transactions-") as scratch,
         _servers_and_settings(Path(scratch)) as (found, settings, partitions),
     ):
-        cluster = Cluster(AdminClient(settings.kafka_client_config()))
-        cluster.read()
-        loop = Loop(settings, partitions, records)
-        steps = [(r, v, s) for r in range(repeats) for v in chosen for s in SHAPES]
-        try:
-            loop.run(SHAPES["events+changelogs"], min(50, transactions), pause_ms / 1000)  # warm
-            for repeat, setting, shape in track(steps, "variants", console=console):
-                cluster.set("true" if setting == "on" else "false")
-                setting_now = cluster.effective()
-                taken = loop.run(SHAPES[shape], transactions, pause_ms / 1000)
-                report.runs.append(
-                    Variant(
-                        shape=shape,
-                        verification=setting,
-                        repeat=repeat,
-                        partitions=partitions * len(SHAPES[shape]),
-                        broker_setting=setting_now,
-                        transactions=transactions,
-                        ms={stage: _quantiles(values) for stage, values in taken.items()},
-                    )
-                )
-        finally:
-            loop.close()
-            cluster.restore()
+        report.runs = _measure(
+            settings, partitions, records, chosen, repeats, transactions, pause_ms / 1000, console
+        )
         report.config = {
             "transactions": transactions,
             "repeats": repeats,
@@ -326,6 +305,46 @@ def transactions_command(
     _print(report, console)
     if json_path is not None:
         json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
+
+
+def _measure(
+    settings: Settings,
+    partitions: int,
+    records: int,
+    chosen: list[str],
+    repeats: int,
+    transactions: int,
+    pause_s: float,
+    console: Console,
+) -> list[Variant]:
+    """Every variant, alternated; the Kafka clients are gone when it returns (before the stack
+    stops: a live client would keep reconnecting to a stopped broker, and say so)."""
+    cluster = Cluster(AdminClient(settings.kafka_client_config()))
+    cluster.read()
+    loop = Loop(settings, partitions, records)
+    steps = [(r, v, s) for r in range(repeats) for v in chosen for s in SHAPES]
+    runs: list[Variant] = []
+    try:
+        loop.run(SHAPES["events+changelogs"], min(50, transactions), pause_s)  # warm-up
+        for repeat, setting, shape in track(steps, "variants", console=console):
+            cluster.set("true" if setting == "on" else "false")
+            setting_now = cluster.effective()
+            taken = loop.run(SHAPES[shape], transactions, pause_s)
+            runs.append(
+                Variant(
+                    shape=shape,
+                    verification=setting,
+                    repeat=repeat,
+                    partitions=partitions * len(SHAPES[shape]),
+                    broker_setting=setting_now,
+                    transactions=transactions,
+                    ms={stage: _quantiles(values) for stage, values in taken.items()},
+                )
+            )
+    finally:
+        loop.close()
+        cluster.restore()
+    return runs
 
 
 def _summarize(report: Report, chosen: list[str]) -> None:
