@@ -14,9 +14,11 @@ and the settings measured. See docs/benchmarks.md.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import click
 import orjson
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,6 +44,7 @@ from bench.throughput_stats import (
     build_report,
     median_or_none,
 )
+from bench.verification import Cluster
 
 
 class BenchError(OutbidError):
@@ -113,6 +117,15 @@ def comma_ints(value: str) -> tuple[int, ...]:
     "--redis/--no-redis", default=True, show_default=True, help="Workers write the read model."
 )
 @click.option("--keep-topics", is_flag=True, help="Leave the run's topics on shared servers.")
+@click.option(
+    "--partition-verification",
+    type=click.Choice(["broker", "off"]),
+    default="broker",
+    show_default=True,
+    help="An experiment: 'off' turns the brokers' transaction.partition.verification.enable off "
+    "for the run (and back after) to show what it costs. Never a setting to run with: it "
+    "guards against hanging transactions (bench/verification.py).",
+)
 def throughput_command(
     quick: bool,
     json_file: Path | None,
@@ -128,6 +141,7 @@ def throughput_command(
     consume_batch: int | None,
     redis: bool,
     keep_topics: bool,
+    partition_verification: str,
 ) -> None:
     """Ceiling vs. engine throughput, latency under load, memory, auction scaling."""
     spec = BenchSpec.quick() if quick else BenchSpec()
@@ -168,7 +182,8 @@ def throughput_command(
                     redis=redis,
                     keep_topics=keep_topics,
                 )
-                results = _measure(ctx, spec, console)
+                with _verification(ctx.settings, partition_verification) as verification:
+                    results = _measure(ctx, spec, console)
     except KafkaException as exc:
         raise BenchError(f"Kafka failed during the benchmark: {exc.args[0]}") from exc
     except KeyboardInterrupt:
@@ -184,6 +199,7 @@ def throughput_command(
             **_spec_config(spec),
             **_settings_config(ctx.settings),
             "servers": "private" if servers.private else "given",
+            "partition_verification": verification,
             "brokers": 1 if servers.private else None,
         },
     )
@@ -227,6 +243,26 @@ def _settings_config(settings: Settings) -> dict[str, Any]:
         "redis": settings.redis_enabled,
         "partitions": load_topics(settings.topics_file).partitions(COMMANDS),
     }
+
+
+@contextlib.contextmanager
+def _verification(settings: Settings, wanted: str) -> Iterator[list[str]]:
+    """The brokers' partition verification for the run: as they have it, or off (then restored).
+    Yields what each broker reports, which the JSON records."""
+    cluster = Cluster(AdminClient(settings.kafka_client_config()))
+    if wanted == "broker":
+        try:
+            found = cluster.effective()
+        except KafkaException:  # not allowed to describe the brokers: measure anyway
+            found = ["unknown"]
+        yield found
+        return
+    cluster.read()
+    cluster.set("false")
+    try:
+        yield cluster.effective()
+    finally:
+        cluster.restore()
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -289,7 +325,10 @@ def _measure(ctx: phases.Context, spec: BenchSpec, console: Console) -> Results:
 def _summary(console: Console, report: dict[str, Any]) -> None:
     source = report["source"]
     commit = (source.get("commit") or "unknown")[:12] + (" (dirty)" if source.get("dirty") else "")
-    table = Table(title=f"outbid bench throughput ({report['guarantee']}, {commit})")
+    title = f"outbid bench throughput ({report['guarantee']}, {commit})"
+    if "false" in report["config"].get("partition_verification", []):
+        title += ", EXPERIMENT: the brokers' partition verification off"
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     steady = report["steady_rate_latency"]

@@ -35,14 +35,8 @@ from typing import Any
 
 import click
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ConfigSource,
-)
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import track
@@ -59,8 +53,8 @@ from app.topics.spec import (
     HIGHEST_BIDS_CHANGELOG,
 )
 from bench import throughput_stack as stack
+from bench.verification import Cluster
 
-VERIFICATION = "transaction.partition.verification.enable"
 SHAPES: dict[str, tuple[str, ...]] = {
     "events": (EVENTS,),
     "events+changelogs": (EVENTS, AUCTIONS_CHANGELOG, HIGHEST_BIDS_CHANGELOG, BID_RATE_CHANGELOG),
@@ -104,58 +98,6 @@ def _quantiles(values: list[float]) -> dict[str, float]:
         "p50": round(statistics.median(ordered), 3),
         "p90": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))], 3),
     }
-
-
-class Cluster:
-    """The verification setting of every broker: read, changed, put back."""
-
-    def __init__(self, admin: AdminClient) -> None:
-        self.admin = admin
-        self.brokers = sorted(admin.list_topics(timeout=30).brokers)
-        self.original: dict[int, str | None] = {}  # a per-broker value set before the bench
-
-    def read(self) -> None:
-        for broker in self.brokers:
-            entry = self._entry(broker)
-            dynamic = (
-                entry is not None
-                and ConfigSource(entry.source) is ConfigSource.DYNAMIC_BROKER_CONFIG
-            )
-            self.original[broker] = entry.value if entry is not None and dynamic else None
-
-    def effective(self) -> list[str]:
-        """What each broker says it uses now (recorded with every measurement)."""
-        return [str(entry.value) if (entry := self._entry(b)) else "?" for b in self.brokers]
-
-    def _entry(self, broker: int) -> ConfigEntry | None:
-        resource = ConfigResource("broker", str(broker))
-        found: ConfigEntry | None = (
-            self.admin.describe_configs([resource])[resource].result(30).get(VERIFICATION)
-        )
-        return found
-
-    def set(self, value: str | None) -> None:
-        self._alter(dict.fromkeys(self.brokers, value))
-
-    def restore(self) -> None:
-        self._alter(self.original)
-
-    def _alter(self, values: dict[int, str | None]) -> None:
-        resources = []
-        for broker, value in values.items():
-            op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
-            entry = ConfigEntry(VERIFICATION, value or "", incremental_operation=op)
-            resources.append(ConfigResource("broker", str(broker), incremental_configs=[entry]))
-        try:
-            for future in self.admin.incremental_alter_configs(resources).values():
-                future.result(30)
-        except KafkaException as exc:
-            raise TransactionsBenchError(
-                f"could not change {VERIFICATION} on the brokers ({exc.args[0].str()}): measure "
-                "against the bench's private broker (unset KAFKA_BOOTSTRAP_SERVERS), or pass "
-                "--verification on"
-            ) from exc
-        time.sleep(1.0)  # a dynamic broker config takes effect asynchronously
 
 
 class Loop:

@@ -38,6 +38,7 @@ def test_tiny_bench_reports_consistent_non_zero_numbers(
     assert isinstance(report["source"]["dirty"], bool)
     config = report["config"]
     assert config["servers"] == "given"
+    assert config["partition_verification"] == ["true"]  # the broker's default, untouched
     assert config["transaction_max_s"] > 0
     assert config["consume_batch"] > 0
     assert config["redis"] is True

@@ -19,7 +19,7 @@ from confluent_kafka.admin import (
     ConfigSource,
 )
 
-from bench.transactions import VERIFICATION
+from bench.verification import VERIFICATION
 from tests.conftest import Servers, run_outbid
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
