@@ -182,6 +182,11 @@ def throughput_command(
                     redis=redis,
                     keep_topics=keep_topics,
                 )
+                if partition_verification == "off" and not servers.private:
+                    console.print(
+                        "[bold]Experiment[/]: the given brokers' partition verification is off "
+                        "for this run (it is put back after)"
+                    )
                 with _verification(ctx.settings, partition_verification) as verification:
                     results = _measure(ctx, spec, console)
     except KafkaException as exc:

@@ -15,10 +15,11 @@ librdkafka sends one ProduceRequest per partition (confluentinc/librdkafka#1700)
 serves one request per connection at a time, and since Kafka 3.6 it checks the first
 transactional write to each partition with the transaction coordinator
 (`transaction.partition.verification.enable`, KIP-890 part 1): so the cost grows with the
-partitions a transaction writes. `--verification on,off` measures both (off changes a cluster
-setting for the run and puts it back after; it needs a broker you may reconfigure, such as the
-private one this bench starts when KAFKA_BOOTSTRAP_SERVERS is unset). Off is an experiment: it
-shows what the check costs, not a setting to run with (it guards against hanging transactions).
+partitions a transaction writes. `--verification on,off` (the default) measures both: off
+changes the brokers' setting for the run and puts it back after. On servers the bench did not
+start (KAFKA_BOOTSTRAP_SERVERS set) it measures only "on" unless --verification is given. Off
+is an experiment: it shows what the check costs, not a setting to run with (it guards against
+hanging transactions).
 """
 
 from __future__ import annotations
@@ -208,8 +209,9 @@ def _servers_and_settings(root: Path) -> Iterator[tuple[stack.Servers, Settings,
     "--verification",
     default="on,off",
     show_default=True,
-    help="The broker's partition verification to measure with: on, off or both (off changes a "
-    "cluster setting for the run and restores it).",
+    help="The brokers' partition verification to measure with: on, off or both (off changes "
+    "the brokers' setting for the run and restores it; on servers the bench did not start, only "
+    "when this option is given).",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 def transactions_command(
@@ -230,6 +232,14 @@ def transactions_command(
         tempfile.TemporaryDirectory(prefix="outbid-bench-transactions-") as scratch,
         _servers_and_settings(Path(scratch)) as (found, settings, partitions),
     ):
+        if not found.private and "off" in chosen and not _given("verification"):
+            # servers someone else runs: their brokers' setting changes only when asked for
+            chosen = ["on"]
+            console.print(
+                "The brokers' partition verification is left as it is on servers this bench did "
+                "not start: pass --verification on,off to turn it off for the run (it is put "
+                "back after)."
+            )
         report.runs = _measure(
             settings, partitions, records, chosen, repeats, transactions, pause_ms / 1000, console
         )
@@ -247,6 +257,12 @@ def transactions_command(
     _print(report, console)
     if json_path is not None:
         json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
+
+
+def _given(option: str) -> bool:
+    """Whether the user passed `option` (not its default)."""
+    source = click.get_current_context().get_parameter_source(option)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
 
 
 def _measure(

@@ -73,7 +73,7 @@ def test_tiny_transactions_bench_measures_every_variant_and_restores_the_cluster
     out = tmp_path / "transactions.json"
     done = run_outbid(
         "bench", "transactions", "--transactions", "10", "--repeats", "1", "--records", "1",
-        "--pause-ms", "0", "--json", str(out),
+        "--pause-ms", "0", "--verification", "on,off", "--json", str(out),
         env=outbid_env,  # KAFKA_BOOTSTRAP_SERVERS and REDIS_URL set: it starts no servers
         timeout=300,
     )  # fmt: skip
@@ -101,6 +101,25 @@ def test_tiny_transactions_bench_measures_every_variant_and_restores_the_cluster
         assert all(run["ms"][stage]["p50"] > 0 for stage in ("flush", "end_txn", "total"))
     assert set(report["flush_ms_per_partition"]) == {"on", "off"}
     assert dynamic_values(servers.kafka) == before  # put back, whatever it was
+
+
+def test_servers_the_bench_did_not_start_keep_their_setting_unless_asked(
+    servers: Servers, outbid_env: dict[str, str], tmp_path: Path
+) -> None:
+    before = dynamic_values(servers.kafka)
+    out = tmp_path / "transactions.json"
+    done = run_outbid(
+        "bench", "transactions", "--transactions", "5", "--repeats", "1", "--records", "1",
+        "--pause-ms", "0", "--json", str(out),
+        env=outbid_env,  # given servers, --verification not given
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "left as it is" in done.stdout + done.stderr
+    report = orjson.loads(out.read_bytes())
+    assert report["config"]["verification"] == ["on"]
+    assert {run["verification"] for run in report["runs"]} == {"on"}
+    assert dynamic_values(servers.kafka) == before
 
 
 def test_an_unknown_verification_value_is_refused_before_anything_runs(
