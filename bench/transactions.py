@@ -36,7 +36,7 @@ from typing import Any
 
 import click
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 from rich.console import Console
@@ -175,8 +175,7 @@ def _servers_and_settings(root: Path) -> Iterator[tuple[stack.Servers, Settings,
             update={
                 "kafka_bootstrap_servers": found.kafka,
                 "redis_url": SecretStr(found.redis),
-                "topic_prefix": f"{base.topic_prefix}tx{uuid.uuid4().hex[:6]}.",
-                "group_id": f"bench-transactions-{uuid.uuid4().hex[:6]}",
+                "topic_prefix": f"{base.topic_prefix}tx{uuid.uuid4().hex[:6]}.",  # and the group
             }
         )
         partitions = stack.create_topics(settings)
@@ -228,6 +227,25 @@ def transactions_command(
         raise click.BadParameter("give on, off or on,off", param_hint="--verification")
     console = Console(stderr=True)
     report = Report(source=stack.source_revision(), machine=stack.machine_info())
+    try:
+        _run(report, chosen, transactions, repeats, records, pause_ms, console)
+    except KafkaException as exc:
+        raise TransactionsBenchError(f"Kafka failed during the benchmark: {exc.args[0]}") from exc
+    _summarize(report, report.config["verification"])
+    _print(report, console)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
+
+
+def _run(
+    report: Report,
+    chosen: list[str],
+    transactions: int,
+    repeats: int,
+    records: int,
+    pause_ms: float,
+    console: Console,
+) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="outbid-bench-transactions-") as scratch,
         _servers_and_settings(Path(scratch)) as (found, settings, partitions),
@@ -253,10 +271,6 @@ def transactions_command(
             "producer": PRODUCER_BATCHING,
             "private_broker": found.private,
         }
-    _summarize(report, chosen)
-    _print(report, console)
-    if json_path is not None:
-        json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
 
 
 def _given(option: str) -> bool:
