@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,10 +225,11 @@ def transactions_command(
     chosen = [v.strip() for v in verification.split(",") if v.strip()]
     if not chosen or set(chosen) - {"on", "off"}:
         raise click.BadParameter("give on, off or on,off", param_hint="--verification")
+    plan = Plan(transactions, repeats, records, pause_ms, chosen)
     console = Console(stderr=True)
     report = Report(source=stack.source_revision(), machine=stack.machine_info())
     try:
-        _run(report, chosen, transactions, repeats, records, pause_ms, console)
+        _run(report, plan, console)
     except KafkaException as exc:
         raise TransactionsBenchError(f"Kafka failed during the benchmark: {exc.args[0]}") from exc
     _summarize(report, report.config["verification"])
@@ -237,36 +238,37 @@ def transactions_command(
         json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
 
 
-def _run(
-    report: Report,
-    chosen: list[str],
-    transactions: int,
-    repeats: int,
-    records: int,
-    pause_ms: float,
-    console: Console,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the command line asked for."""
+
+    transactions: int
+    repeats: int
+    records: int  # per partition per topic in each transaction
+    pause_ms: float
+    verification: list[str]  # "on", "off"
+
+
+def _run(report: Report, plan: Plan, console: Console) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="outbid-bench-transactions-") as scratch,
         _servers_and_settings(Path(scratch)) as (found, settings, partitions),
     ):
-        if not found.private and "off" in chosen and not _given("verification"):
+        if not found.private and "off" in plan.verification and not _given("verification"):
             # servers someone else runs: their brokers' setting changes only when asked for
-            chosen = ["on"]
+            plan = replace(plan, verification=["on"])
             console.print(
                 "The brokers' partition verification is left as it is on servers this bench did "
                 "not start: pass --verification on,off to turn it off for the run (it is put "
                 "back after)."
             )
-        report.runs = _measure(
-            settings, partitions, records, chosen, repeats, transactions, pause_ms / 1000, console
-        )
+        report.runs = _measure(settings, partitions, plan, console)
         report.config = {
-            "transactions": transactions,
-            "repeats": repeats,
-            "records_per_partition": records,
-            "pause_ms": pause_ms,
-            "verification": chosen,
+            "transactions": plan.transactions,
+            "repeats": plan.repeats,
+            "records_per_partition": plan.records,
+            "pause_ms": plan.pause_ms,
+            "verification": plan.verification,
             "partitions_per_topic": partitions,
             "producer": PRODUCER_BATCHING,
             "private_broker": found.private,
@@ -279,29 +281,21 @@ def _given(option: str) -> bool:
     return source is not None and source is not click.core.ParameterSource.DEFAULT
 
 
-def _measure(
-    settings: Settings,
-    partitions: int,
-    records: int,
-    chosen: list[str],
-    repeats: int,
-    transactions: int,
-    pause_s: float,
-    console: Console,
-) -> list[Variant]:
+def _measure(settings: Settings, partitions: int, plan: Plan, console: Console) -> list[Variant]:
     """Every variant, alternated; the Kafka clients are gone when it returns (before the stack
     stops: a live client would keep reconnecting to a stopped broker, and say so)."""
     cluster = Cluster(AdminClient(settings.kafka_client_config()))
     cluster.read()
-    loop = Loop(settings, partitions, records)
-    steps = [(r, v, s) for r in range(repeats) for v in chosen for s in SHAPES]
+    loop = Loop(settings, partitions, plan.records)
+    pause_s = plan.pause_ms / 1000
+    steps = [(r, v, s) for r in range(plan.repeats) for v in plan.verification for s in SHAPES]
     runs: list[Variant] = []
     try:
-        loop.run(SHAPES["events+changelogs"], min(50, transactions), pause_s)  # warm-up
+        loop.run(SHAPES["events+changelogs"], min(50, plan.transactions), pause_s)  # warm-up
         for repeat, setting, shape in track(steps, "variants", console=console):
             cluster.set("true" if setting == "on" else "false")
             setting_now = cluster.effective()
-            taken = loop.run(SHAPES[shape], transactions, pause_s)
+            taken = loop.run(SHAPES[shape], plan.transactions, pause_s)
             runs.append(
                 Variant(
                     shape=shape,
@@ -309,7 +303,7 @@ def _measure(
                     repeat=repeat,
                     partitions=partitions * len(SHAPES[shape]),
                     broker_setting=setting_now,
-                    transactions=transactions,
+                    transactions=plan.transactions,
                     ms={stage: _quantiles(values) for stage, values in taken.items()},
                 )
             )

@@ -11,15 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ConfigSource,
-)
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
-from bench.verification import VERIFICATION
+from bench.verification import VERIFICATION, Cluster
 from tests.conftest import Servers, run_outbid
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,29 +33,15 @@ def dynamic_values(bootstrap: str) -> dict[int, str | None]:
     return values
 
 
-def set_dynamic(bootstrap: str, value: str | None) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
-    resources = [
-        ConfigResource(
-            "broker",
-            str(broker),
-            incremental_configs=[ConfigEntry(VERIFICATION, value or "", incremental_operation=op)],
-        )
-        for broker in admin.list_topics(timeout=30).brokers
-    ]
-    for future in admin.incremental_alter_configs(resources).values():
-        future.result(30)
-
-
 @pytest.fixture
 def verification_set_by_an_operator(servers: Servers) -> Iterator[None]:
     """A dynamic value set before the bench (the broker's default anyway): it must survive."""
-    set_dynamic(servers.kafka, "true")
+    brokers = Cluster(AdminClient({"bootstrap.servers": servers.kafka}))
+    brokers.set("true")
     try:
         yield
     finally:
-        set_dynamic(servers.kafka, None)
+        brokers.set(None)
 
 
 @pytest.mark.usefixtures("verification_set_by_an_operator")
