@@ -58,6 +58,11 @@ class Assignment:
         self.checkpoints, self.to_redis = checkpoints, to_redis
         self.partitions: dict[int, PartitionTables] = {}  # recovered: processed and served
         self.recovering: set[int] = set()
+        # Each owned partition's committed offset in the commands topic: read at assignment and
+        # advanced by the engine at each commit. An abort rewinds to it and a table snapshot's
+        # manifest records it without asking the group again: a read_committed OffsetFetch waits
+        # while a transaction has offsets pending (KIP-447), and ours just aborted or committed.
+        self.committed: dict[int, int] = {}
         self.generation = 0  # rebalance steps seen
         self.lock = threading.Lock()  # guards `partitions` for readers on other threads
         # Each changelog's and the event log's live incarnation (topic and cluster id), read at
@@ -91,7 +96,8 @@ class Assignment:
             started = time.perf_counter()
             # With read_committed this waits until no transaction of a previous owner is pending
             # on the offsets (KIP-447): the changelogs read next then hold all it committed.
-            consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S)
+            for tp in consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S):
+                self.committed[tp.partition] = tp.offset  # negative: none yet (from the start)
             reader = TopicReader(self.settings.kafka_client_config())
             try:
                 for topic in [self.events_topic, *map(self.changelog_topic, TABLES)]:
@@ -107,6 +113,8 @@ class Assignment:
         with self.lock:
             released = [self.partitions.pop(p) for p in gone if p in self.partitions]
             self.generation += 1
+        for partition in gone:
+            self.committed.pop(partition, None)
         if released:
             log.info("released partition(s) %s", sorted(t.partition for t in released))
         for tables in released:

@@ -324,6 +324,7 @@ class Engine:
             return False
         self.txn = Transaction()
         self._aborts_in_a_row = 0
+        self.assignment.committed.update(txn.positions)
         self._await_reports(txn)
         self._snapshots_due = txn.snapshots  # each has its event's offset (_await_reports)
         self._after_commit(txn)
@@ -435,12 +436,17 @@ class Engine:
         self._rewind(list(self.partitions))
 
     def _rewind(self, partitions: list[int]) -> None:
-        assigned = [TopicPartition(self.commands, p) for p in partitions]
-        if assigned:
-            for tp in self.consumer.committed(assigned, timeout=KAFKA_TIMEOUT_S):
-                if tp.offset < 0:
-                    tp.offset = OFFSET_BEGINNING
-                self.consumer.seek(tp)
+        """Back to each partition's committed offset, as the engine knows it: asking the group
+        instead waited up to a second for the aborted transaction's markers (its offsets stay
+        pending until then), and every partition of the worker waited with it."""
+        for partition in partitions:
+            offset = self.assignment.committed.get(partition, OFFSET_BEGINNING)
+            # none committed yet: the consumer started from the beginning (auto.offset.reset)
+            self.consumer.seek(
+                TopicPartition(
+                    self.commands, partition, offset if offset >= 0 else OFFSET_BEGINNING
+                )
+            )
 
     def _after_commit(self, txn: Transaction) -> None:
         """The transaction committed: its table changes become committed state, then Redis."""
@@ -481,18 +487,19 @@ class Engine:
         manifest of a table snapshot taken now): called between transactions, when nothing of
         ours is in flight, and nobody else writes this partition's events."""
         sources: dict[str, int] = {}
-        for topic in (self.commands, self.topics[Destination.EVENTS]):
-            tp = TopicPartition(topic, partition)
-            try:
-                if topic == self.commands:
-                    found = self.consumer.committed([tp], timeout=KAFKA_TIMEOUT_S)[0].offset
-                else:
-                    found = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
-            except KafkaException as exc:
-                log.warning("snapshot of partition %d without %s offset: %s", partition, topic, exc)
-                continue
-            if found >= 0:
-                sources[topic] = found
+        committed = self.assignment.committed.get(partition, -1)
+        if committed >= 0:
+            sources[self.commands] = committed
+        events = TopicPartition(self.topics[Destination.EVENTS], partition)
+        try:
+            end = self.consumer.get_watermark_offsets(events, timeout=10, cached=False)[1]
+        except KafkaException as exc:
+            log.warning(
+                "snapshot of partition %d without %s offset: %s", partition, events.topic, exc
+            )
+        else:
+            if end >= 0:
+                sources[events.topic] = end
         return sources
 
     def _refresh_lag(self) -> None:
