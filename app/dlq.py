@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from agents.dead_letters import REASON, TRUNCATED
 from app.audit.reader import headers_of
+from app.engine.kafka import abort_transaction
 from app.errors import KafkaUnavailableError
 from app.producers import command_producer
 from app.retry import Backoff
@@ -121,7 +122,7 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
             _commit(producer, consumer, dlq, positions)
     except KafkaException as exc:
         if producer:
-            producer.abort_transaction(30)
+            abort_transaction(producer, 30)
         raise KafkaUnavailableError(
             f"dead-letter replay failed, nothing committed for this batch: {exc}"
         ) from exc

@@ -429,7 +429,7 @@ class Engine:
 
     def _abort(self) -> None:
         """Drop the open transaction and consume again from the committed offsets."""
-        self.producer.abort_transaction(KAFKA_TIMEOUT_S)
+        kafka.abort_transaction(self.producer, KAFKA_TIMEOUT_S)
         for tables in self.partitions.values():
             tables.rolled_back()
         self.txn = Transaction()

@@ -1,0 +1,89 @@
+"""An abort with records in flight must not hang (app/engine/kafka.py abort_transaction).
+
+librdkafka can deadlock one long abort_transaction() call: the abort purges queued records, a
+batch in flight behind a purged one fails with OUT_OF_ORDER_SEQUENCE_NUMBER, and librdkafka holds
+that partition's records until the abort has bumped the epoch, while the abort waits for them.
+Measured against this broker: about one abort in seven, each until the call's timeout (60 s in the
+engine, after which the worker stopped). Here every transaction is shaped like a busy engine's
+that Kafka refused: records queued and in flight on 32 partitions, one record over the topic's
+size limit. With one long call (the code before the fix) this test fails on the first deadlock."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from app.engine import kafka
+from app.settings import Settings
+from app.topics.admin import admin_client
+from tests.conftest import Servers
+
+pytestmark = pytest.mark.integration
+PARTITIONS = 32
+RECORDS = 2_000  # per transaction: several batches per partition, some queued, some in flight
+ABORTS = 30  # the deadlock came once in about seven aborts
+ABORT_TIMEOUT_S = 20.0  # far longer than an abort takes: a deadlocked call would use all of it
+
+
+@pytest.fixture
+def settings(servers: Servers, prefix: str) -> Settings:
+    return Settings(KAFKA_BOOTSTRAP_SERVERS=servers.kafka, topic_prefix=prefix)  # type: ignore[call-arg]
+
+
+def test_aborting_with_records_in_flight_completes_and_commits_go_on(settings: Settings) -> None:
+    topic, small = settings.topic("abort-busy"), settings.topic("abort-small")
+    admin = admin_client(settings.kafka_client_config())
+    created = admin.create_topics(
+        [
+            NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1),
+            NewTopic(small, 1, 1, config={"max.message.bytes": "1000"}),
+        ]
+    )
+    for future in created.values():
+        future.result(60)
+    producer = kafka.producer(settings, instance="abort-test")  # the engine's settings
+    producer.init_transactions(60)
+    value = b"x" * 300
+    for _ in range(ABORTS):
+        producer.begin_transaction()
+        for n in range(RECORDS):
+            producer.produce(topic, value=value, partition=n % PARTITIONS)
+            if n == RECORDS // 2:
+                producer.produce(small, value=b"y" * 5_000)  # the broker refuses it: abortable
+        time.sleep(0.03)  # past linger.ms: batches go out while more are queued
+        kafka.abort_transaction(producer, ABORT_TIMEOUT_S)  # raises when it times out
+    producer.begin_transaction()
+    producer.produce(topic, value=b"kept", partition=0)
+    producer.commit_transaction(60)
+    assert committed_values(settings, topic) == [b"kept"]  # nothing aborted is visible
+
+
+def committed_values(settings: Settings, topic: str) -> list[bytes | None]:
+    consumer = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"{topic}-reader",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    values: list[bytes | None] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(at_end) < PARTITIONS and time.monotonic() < deadline:
+            for message in consumer.consume(500, 1.0):
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition() or 0)
+                    continue
+                assert error is None, error
+                values.append(message.value())
+    finally:
+        consumer.close()
+    assert len(at_end) == PARTITIONS, "the topic was not read to its end"
+    return values
