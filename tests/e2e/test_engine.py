@@ -306,9 +306,9 @@ def test_a_third_worker_takes_only_its_partitions_and_the_others_keep_processing
         assert recovered_lines(pipeline, i) == recovered[i]
     kept = [p for i in (1, 2) for p in after[i]]
     # Progress from the join until 5 s after it: a kept partition pauses while its worker's
-    # transactions are fenced by the two generation bumps (docs/scaling.md: usually up to about
-    # 3 s here, once through the whole join and 2 s after it). A stop-the-world rebalance would
-    # revoke and re-recover the kept partitions (checked above) and stop them for the whole join.
+    # transactions are fenced by the two generation bumps (docs/scaling.md: 0.5-2.6 s here). A
+    # stop-the-world rebalance would revoke and re-recover the kept partitions (checked above)
+    # and stop them for the whole join.
     during = [offsets for t, offsets in samples if t >= joined]
     assert len(during) >= 2
     stalled = [p for p in kept if during[-1][p] == during[0][p]]
