@@ -28,6 +28,8 @@ from app.retry import Backoff
 from app.settings import Settings
 from app.topics.spec import COMMANDS, DLQ
 
+log = logging.getLogger(__name__)
+
 COORDINATOR_NOT_READY = frozenset(
     {
         KafkaError.NOT_COORDINATOR,
@@ -122,13 +124,21 @@ def replay(  # noqa: PLR0912 - one loop with its guard clauses
             _commit(producer, consumer, dlq, positions)
     except KafkaException as exc:
         if producer:
-            abort_transaction(producer, 30)
+            _abort(producer)
         raise KafkaUnavailableError(
             f"dead-letter replay failed, nothing committed for this batch: {exc}"
         ) from exc
     finally:
         consumer.close()
     return report
+
+
+def _abort(producer: Producer) -> None:
+    """Abort the batch's transaction; the replay's own error is the one to report."""
+    try:
+        abort_transaction(producer, 30)
+    except KafkaException as exc:  # no transaction open, or the producer is gone
+        log.warning("dead-letter replay: the abort failed too: %s", exc)
 
 
 def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:

@@ -27,6 +27,7 @@ from rocksdict import Options
 
 from app import metrics
 from app.audit.reader import TopicReader
+from app.errors import KafkaUnavailableError
 from app.settings import Settings
 from app.topics.incarnation import Incarnation
 from tables import Table
@@ -97,6 +98,11 @@ class Assignment:
             # With read_committed this waits until no transaction of a previous owner is pending
             # on the offsets (KIP-447): the changelogs read next then hold all it committed.
             for tp in consumer.committed(fresh, timeout=KAFKA_TIMEOUT_S):
+                if tp.error is not None:  # kept as "none yet", an abort would rewind to the start
+                    raise KafkaUnavailableError(
+                        f"could not read the group's committed offset of {tp.topic}[{tp.partition}]"
+                        f": {tp.error.str()}; restart the worker once the broker answers"
+                    )
                 self.committed[tp.partition] = tp.offset  # negative: none yet (from the start)
             reader = TopicReader(self.settings.kafka_client_config())
             try:

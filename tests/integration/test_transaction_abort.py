@@ -6,10 +6,13 @@ that partition's records until the abort has bumped the epoch, while the abort w
 Measured against this broker: about one abort in seven, each until the call's timeout (60 s in the
 engine, after which the worker stopped). Here every transaction is shaped like a busy engine's
 that Kafka refused: records queued and in flight on 32 partitions, one record over the topic's
-size limit. With one long call (the code before the fix) this test fails on the first deadlock."""
+size limit. The test goes on until aborts have hit the deadlock (each then needs a second call,
+which app/engine/kafka.py logs), so it proves the workaround, and with one long call (the code
+before the fix) it fails at the first of them."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -24,7 +27,8 @@ from tests.conftest import Servers
 pytestmark = pytest.mark.integration
 PARTITIONS = 32
 RECORDS = 2_000  # per transaction: several batches per partition, some queued, some in flight
-ABORTS = 30  # the deadlock came once in about seven aborts
+MAX_ABORTS = 120  # the deadlock came once in about seven aborts
+DEADLOCKS = 2  # met and broken: enough
 ABORT_TIMEOUT_S = 20.0  # far longer than an abort takes: a deadlocked call would use all of it
 
 
@@ -33,7 +37,9 @@ def settings(servers: Servers, prefix: str) -> Settings:
     return Settings(KAFKA_BOOTSTRAP_SERVERS=servers.kafka, topic_prefix=prefix)  # type: ignore[call-arg]
 
 
-def test_aborting_with_records_in_flight_completes_and_commits_go_on(settings: Settings) -> None:
+def test_aborting_with_records_in_flight_completes_and_commits_go_on(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     topic, small = settings.topic("abort-busy"), settings.topic("abort-small")
     admin = admin_client(settings.kafka_client_config())
     created = admin.create_topics(
@@ -47,7 +53,10 @@ def test_aborting_with_records_in_flight_completes_and_commits_go_on(settings: S
     producer = kafka.producer(settings, instance="abort-test")  # the engine's settings
     producer.init_transactions(60)
     value = b"x" * 300
-    for _ in range(ABORTS):
+    caplog.set_level(logging.INFO, logger=kafka.log.name)
+    aborts = 0
+    while aborts < MAX_ABORTS and asked_again(caplog) < DEADLOCKS:
+        aborts += 1
         producer.begin_transaction()
         for n in range(RECORDS):
             producer.produce(topic, value=value, partition=n % PARTITIONS)
@@ -55,10 +64,16 @@ def test_aborting_with_records_in_flight_completes_and_commits_go_on(settings: S
                 producer.produce(small, value=b"y" * 5_000)  # the broker refuses it: abortable
         time.sleep(0.03)  # past linger.ms: batches go out while more are queued
         kafka.abort_transaction(producer, ABORT_TIMEOUT_S)  # raises when it times out
+    assert asked_again(caplog) > 0, f"no abort of {aborts} met the deadlock: nothing was tested"
     producer.begin_transaction()
     producer.produce(topic, value=b"kept", partition=0)
     producer.commit_transaction(60)
     assert committed_values(settings, topic) == [b"kept"]  # nothing aborted is visible
+
+
+def asked_again(caplog: pytest.LogCaptureFixture) -> int:
+    """Aborts whose first call timed out (each logs once per extra call)."""
+    return sum("asking again" in record.getMessage() for record in caplog.records)
 
 
 def committed_values(settings: Settings, topic: str) -> list[bytes | None]:
