@@ -18,7 +18,7 @@ CLIENT_ID_PREFIX = "outbid-worker "  # + the worker's web URL, percent-encoded
 # about 500 when librdkafka bumps the epoch after it.
 ABORT_ATTEMPT_S = 1.0
 
-# How the worker's producer batches (the bench's ceiling loop uses the same, to be comparable).
+# How the worker's producer batches and retries (the bench's loops use the same, to be comparable).
 PRODUCER_BATCHING: dict[str, Any] = {
     # 20 ms, not 1: under a backlog a 1 ms linger sent a produce request every millisecond with a
     # few records per partition, and the broker's per-request work competed with the workers for
@@ -28,6 +28,12 @@ PRODUCER_BATCHING: dict[str, Any] = {
     "linger.ms": 20,
     "batch.size": 256 * 1024,
     "queue.buffering.max.messages": 1_000_000,
+    # 10 ms, not librdkafka's 100: a transaction begun right after a commit finds the previous
+    # one's markers still being written, and its AddOffsetsToTxn is answered
+    # CONCURRENT_TRANSACTIONS; librdkafka asks again after this backoff. Back-to-back
+    # transactions spent 100 ms in the offsets stage with 100, 14 ms with 10 (docs/benchmarks.md,
+    # "Levers tried"). Other retries still back off exponentially up to retry.backoff.max.ms.
+    "retry.backoff.ms": 10,
 }
 
 
