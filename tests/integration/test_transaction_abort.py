@@ -16,13 +16,13 @@ import logging
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from app.engine import kafka
 from app.settings import Settings
 from app.topics.admin import admin_client
 from tests.conftest import Servers
+from tests.e2e.conftest import read_all
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 32
@@ -68,37 +68,10 @@ def test_aborting_with_records_in_flight_completes_and_commits_go_on(
     producer.begin_transaction()
     producer.produce(topic, value=b"kept", partition=0)
     producer.commit_transaction(60)
-    assert committed_values(settings, topic) == [b"kept"]  # nothing aborted is visible
+    committed = read_all(settings.kafka_bootstrap_servers, topic)  # read_committed
+    assert [value for _key, value, *_ in committed] == [b"kept"]  # nothing aborted is visible
 
 
 def asked_again(caplog: pytest.LogCaptureFixture) -> int:
     """Aborts whose first call timed out (each logs once per extra call)."""
     return sum("asking again" in record.getMessage() for record in caplog.records)
-
-
-def committed_values(settings: Settings, topic: str) -> list[bytes | None]:
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{topic}-reader",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    values: list[bytes | None] = []
-    at_end: set[int] = set()
-    deadline = time.monotonic() + 60
-    try:
-        while len(at_end) < PARTITIONS and time.monotonic() < deadline:
-            for message in consumer.consume(500, 1.0):
-                error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition() or 0)
-                    continue
-                assert error is None, error
-                values.append(message.value())
-    finally:
-        consumer.close()
-    assert len(at_end) == PARTITIONS, "the topic was not read to its end"
-    return values
