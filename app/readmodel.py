@@ -24,23 +24,38 @@ from app.domain import AuctionStatus, HighestBid
 from app.retry import Backoff
 from app.settings import Settings
 
-# KEYS: auction hash, this minute's hot zset, change channel.  ARGV: seq, view json, status,
-# highest bid, highest bidder, updated_at, bids this minute (0: leave the zset), auction id,
-# change message.
+# One call applies a whole batch of views (a committed transaction's): per view one script call
+# in a pipeline cost the writer about 40 us of Python per view (command packing, one reply to
+# parse each), on a thread that shares the GIL with the engine (docs/benchmarks.md, "Levers tried").
+# KEYS: this minute's hot zset, the change channel, then one auction hash per view.
+# ARGV: nine per view, in KEYS order: seq, view json, status, highest bid, highest bidder,
+# updated_at, bids this minute (0: leave the zset), auction id, change message.
+# Returns how many views were stored.
 APPLY_IF_NEWER = """
-local current = redis.call('HGET', KEYS[1], 'seq')
-if current and tonumber(current) >= tonumber(ARGV[1]) then
-  return 0
+local hot, changes = KEYS[1], KEYS[2]
+local stored, ranked = 0, false
+for i = 3, #KEYS do
+  local a = (i - 3) * 9
+  local current = redis.call('HGET', KEYS[i], 'seq')
+  if not current or tonumber(current) < tonumber(ARGV[a + 1]) then
+    redis.call('HSET', KEYS[i], 'seq', ARGV[a + 1], 'view', ARGV[a + 2], 'status', ARGV[a + 3],
+               'highest_bid', ARGV[a + 4], 'highest_bidder', ARGV[a + 5], 'updated_at', ARGV[a + 6])
+    if tonumber(ARGV[a + 7]) > 0 then
+      redis.call('ZADD', hot, tonumber(ARGV[a + 7]), ARGV[a + 8])
+      ranked = true
+    end
+    redis.call('PUBLISH', changes, ARGV[a + 9])
+    stored = stored + 1
+  end
 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'view', ARGV[2], 'status', ARGV[3],
-           'highest_bid', ARGV[4], 'highest_bidder', ARGV[5], 'updated_at', ARGV[6])
-if tonumber(ARGV[7]) > 0 then
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[7]), ARGV[8])
-  redis.call('EXPIRE', KEYS[2], 600)
+if ranked then
+  redis.call('EXPIRE', hot, 600)
 end
-redis.call('PUBLISH', KEYS[3], ARGV[9])
-return 1
+return stored
 """
+# Views per script call: a script runs alone on the Redis server, so a partition's worth of
+# views (written at every assignment) goes in several calls.
+BATCH = 500
 # Redis down for a while: ~60 s of backing off before the worker gives up and restarts.
 REDIS_BACKOFF = Backoff(initial_s=0.05, factor=2.0, max_s=5.0, attempts=20)
 
@@ -69,30 +84,30 @@ def stored(view: HighestBid) -> bool:
 
 def apply_call(
     prefix: str,
-    view: HighestBid,
-    issued_at: float | None,
-    bids_this_minute: int,
-    minute: int | None,
+    views: list[tuple[HighestBid, float | None, int]],
+    minute: int | None = None,
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of APPLY_IF_NEWER for one view."""
-    doc = view.to_json_dict()
-    change = orjson.dumps({**doc, "issued_at": issued_at, "visible_at": time.time()})
-    keys = [
-        auction_key(prefix, view.auction_id),
-        hot_key(prefix, minute if minute is not None else current_minute()),
-        channel(prefix),
-    ]
-    args = [
-        view.seq,
-        orjson.dumps(doc),
-        view.status.value,
-        "" if view.highest_bid is None else view.highest_bid,
-        view.highest_bidder or "",
-        doc["updated_at"] or "",
-        bids_this_minute,
-        view.auction_id,
-        change,
-    ]
+    """KEYS and ARGV of APPLY_IF_NEWER for (view, issued_at, bids this minute) in order: views of
+    auctions never opened are left out (see the module's docstring)."""
+    keys = [hot_key(prefix, minute if minute is not None else current_minute()), channel(prefix)]
+    args: list[Any] = []
+    now = time.time()
+    for view, issued_at, bids_this_minute in views:
+        if not stored(view):
+            continue
+        doc = view.to_json_dict()
+        keys.append(auction_key(prefix, view.auction_id))
+        args += (
+            view.seq,
+            orjson.dumps(doc),
+            view.status.value,
+            "" if view.highest_bid is None else view.highest_bid,
+            view.highest_bidder or "",
+            doc["updated_at"] or "",
+            bids_this_minute,
+            view.auction_id,
+            orjson.dumps({**doc, "issued_at": issued_at, "visible_at": now}),
+        )
     return keys, args
 
 
@@ -123,9 +138,9 @@ class ReadModel:
     ) -> bool:
         """Store `view` unless Redis already holds this auction at the same or a newer seq, or
         the auction was never opened."""
-        if not stored(view):
+        keys, args = apply_call(self.prefix, [(view, issued_at, bids_this_minute)], minute)
+        if not args:
             return False
-        keys, args = apply_call(self.prefix, view, issued_at, bids_this_minute, minute)
         return bool(await self.script(keys=keys, args=args))
 
     async def get(self, auction_id: str) -> dict[str, Any] | None:
@@ -163,17 +178,15 @@ class BlockingReadModel:
 
     def apply_many(self, views: list[tuple[HighestBid, float | None, int]]) -> int:
         """Store each (view, issued_at, bids this minute) unless Redis has it at the same or a
-        newer seq, or the auction was never opened; returns how many were stored. One pipeline,
-        one round trip."""
-        kept = [entry for entry in views if stored(entry[0])]
-        if not kept:
-            return 0
-        minute = current_minute()
-        pipe = self.client.pipeline(transaction=False)
-        for view, issued_at, bids in kept:
-            keys, args = apply_call(self.prefix, view, issued_at, bids, minute)
-            self.script(keys=keys, args=args, client=pipe)
-        return sum(1 for applied in pipe.execute() if applied)
+        newer seq, or the auction was never opened; returns how many were stored. One script
+        call per BATCH views (a transaction's views are one call; the views of a whole recovered
+        partition are many, so that no single call holds Redis for long)."""
+        stored_count = 0
+        for start in range(0, len(views), BATCH):
+            keys, args = apply_call(self.prefix, views[start : start + BATCH])
+            if args:
+                stored_count += int(self.script(keys=keys, args=args))
+        return stored_count
 
     def close(self) -> None:
         self.client.close()

@@ -216,9 +216,9 @@ def test_verify_audits_the_redis_read_model_and_reports_a_key_with_no_auction_in
     ).redis_prefix
     client = redis.Redis.from_url(servers.redis)
     try:
-        for view in [*views.values(), replace(views["A-1"], auction_id="GHOST-1")]:
-            keys, args = apply_call(redis_prefix, view, None, 0, None)
-            client.eval(APPLY_IF_NEWER, len(keys), *keys, *args)
+        written = [*views.values(), replace(views["A-1"], auction_id="GHOST-1")]
+        keys, args = apply_call(redis_prefix, [(view, None, 0) for view in written])
+        client.eval(APPLY_IF_NEWER, len(keys), *keys, *args)
     finally:
         client.close()
     code, stdout, report = verify_json(applied, tmp_path)
