@@ -422,16 +422,17 @@ def build_report(
             "ceiling": [
                 {**asdict(c), "cmds_per_s": round(c.cmds_per_s, 1)} for c in results.ceiling
             ],
-            "pipeline": [
-                {
-                    **asdict(r),
-                    "cmds_per_s": round(r.cmds_per_s, 1),
-                    "overall_cmds_per_s": round(r.overall_cmds_per_s, 1),
-                }
-                for r in results.pipeline
-            ],
-            "warmup": [{**asdict(r), "cmds_per_s": round(r.cmds_per_s, 1)} for r in results.warmup],
+            "pipeline": [_pipeline_row(r) for r in results.pipeline],
+            "warmup": [_pipeline_row(r) for r in results.warmup],
         },
+    }
+
+
+def _pipeline_row(run: PipelineRun) -> dict[str, Any]:
+    return {
+        **asdict(run),
+        "cmds_per_s": round(run.cmds_per_s, 1),
+        "overall_cmds_per_s": round(run.overall_cmds_per_s, 1),
     }
 
 

@@ -296,6 +296,8 @@ def test_report_takes_medians_of_repeats_and_keeps_the_raw_numbers() -> None:
     assert len(report["raw"]["pipeline"]) == 7
     assert report["raw"]["pipeline"][3]["worker_commands"] == [570, 430]
     assert [r["cmds_per_s"] for r in report["raw"]["warmup"]] == [10_000.0]
+    # the warm-up row has the same fields as a counted run's
+    assert report["raw"]["warmup"][0].keys() == report["raw"]["pipeline"][0].keys()
     assert [lv["share"] for lv in report["latency"]] == [0.25, 0.5, 1.0, None]
     assert "engine" not in orjson.dumps(report).decode()  # one engine: no engine fields
     orjson.dumps(report)  # JSON-serialisable as it is
