@@ -53,6 +53,8 @@ if ranked then
 end
 return stored
 """
+# What the engine writes per changed auction: (view, the command's issued_at, bids this minute).
+View = tuple[HighestBid, float | None, int]
 # Views per script call: a script runs alone on the Redis server, so a partition's worth of
 # views (written at every assignment) goes in several calls.
 BATCH = 500
@@ -84,7 +86,7 @@ def stored(view: HighestBid) -> bool:
 
 def apply_call(
     prefix: str,
-    views: list[tuple[HighestBid, float | None, int]],
+    views: list[View],
     minute: int | None = None,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of APPLY_IF_NEWER for (view, issued_at, bids this minute) in order: views of
@@ -176,7 +178,7 @@ class BlockingReadModel:
         self.prefix = settings.redis_prefix
         self.script: Any = self.client.register_script(APPLY_IF_NEWER)
 
-    def apply_many(self, views: list[tuple[HighestBid, float | None, int]]) -> int:
+    def apply_many(self, views: list[View]) -> int:
         """Store each (view, issued_at, bids this minute) unless Redis has it at the same or a
         newer seq, or the auction was never opened; returns how many were stored. One script
         call per BATCH views (a transaction's views are one call; the views of a whole recovered

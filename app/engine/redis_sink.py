@@ -14,15 +14,13 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
 
 from app import metrics
 from app.errors import OutbidError
-from app.readmodel import REDIS_BACKOFF, BlockingReadModel
+from app.readmodel import REDIS_BACKOFF, BlockingReadModel, View
 from app.retry import retry_blocking
 
 log = logging.getLogger(__name__)
-View = tuple[Any, float | None, int]  # (HighestBid, issued_at, bids this minute)
 MAX_BATCHES = 16
 _STOP: list[View] = []
 
