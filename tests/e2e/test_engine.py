@@ -250,6 +250,37 @@ def test_a_transaction_kafka_fails_mid_batch_is_aborted_and_redone_not_fatal(
     assert len({json.loads(value)["event_id"] for _k, value, *_ in events if value}) == len(events)
 
 
+def test_a_commit_that_fails_takes_the_batch_decided_meanwhile_along(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The loop decides the next batch while the previous transaction commits on the helper
+    thread (app/engine/loop.py), on top of that transaction's uncommitted state. Here every
+    commit fails: the auctions changelog takes no record (each is written at the seal, so the
+    commit is what fails, with a batch decided meanwhile). Both must be redone from the committed
+    offsets: once Kafka takes the records again, nothing is lost or decided twice."""
+    pipeline.start(1)
+    sender = threading.Thread(target=loadgen, args=(pipeline, 9_000, 200, 11, 3_000))
+    sender.start()
+    time.sleep(1.5)  # flowing: a batch is decided while each commit is in flight
+    max_message_bytes(pipeline, "outbid-auctions-changelog", "100")
+    log_file, pid = pipeline.specs[0].log_file, pipeline.pids[1]
+    deadline = time.monotonic() + 90
+    while "decided on top of it" not in log_file.read_text() and time.monotonic() < deadline:
+        assert processes.alive(pid), processes.tail(log_file, 30)
+        time.sleep(0.5)
+    assert "decided on top of it" in log_file.read_text(), processes.tail(log_file, 30)
+    assert processes.alive(pid), processes.tail(log_file, 30)
+    max_message_bytes(pipeline, "outbid-auctions-changelog", None)
+    sender.join()
+    committed_everything(pipeline)
+    pipeline.stop()
+    counts = verify(pipeline, tmp_path)
+    assert counts["commands"] == 9_000
+    events = read_all(pipeline.bootstrap, pipeline.topic("auction-events"))
+    assert len(events) == counts["events"] > 0
+    assert len({json.loads(value)["event_id"] for _k, value, *_ in events if value}) == len(events)
+
+
 def test_a_restart_inside_the_session_timeout_moves_no_partition(pipeline: Pipeline) -> None:
     pipeline.start(2)
     before = {i: assignment(url) for i, url in enumerate(pipeline.urls(), 1)}

@@ -85,3 +85,65 @@ def test_the_offset_key_is_not_a_table_value(tmp_path: Path) -> None:
     assert db.get(OFFSET_KEY) == b"7"
     db.close()
     assert db.get(b"k") is None  # a closed table answers nothing, never raises
+
+
+def bid(n: int, amount: int, auction: str = "A-1") -> PlaceBid:
+    return PlaceBid(f"b-{n}", T0, auction, "x", amount, "EUR")
+
+
+def test_a_transaction_decided_while_the_previous_commits_starts_from_its_state(
+    tmp_path: Path,
+) -> None:
+    """The engine decides the next batch while the sealed one commits (app/engine/loop.py)."""
+    tables = open_tables(tmp_path)
+    decide(tables, opened("A-1"), bid(1, 1500))
+    sealed = tables.changes()
+    decide(tables, bid(2, 1800), opened("A-2"))  # on top of the sealed, uncommitted state
+    assert tables.entry(b"A-1", "A-1").state.version == 3
+    next_one = tables.changes()
+    # each transaction writes what it changed, as it was when it was sealed
+    assert [AUCTIONS.decode(v).version for _, v in sealed.records[AUCTIONS.name]] == [2]
+    assert [entry.state.version for _, entry in sealed.entries] == [2]
+    assert sorted(k for k, _ in next_one.records[AUCTIONS.name]) == [b"A-1", b"A-2"]
+    assert AUCTIONS.decode(dict(next_one.records[AUCTIONS.name])[b"A-1"]).version == 3
+
+
+def test_the_first_commit_keeps_the_next_transactions_changes_uncommitted(
+    tmp_path: Path,
+) -> None:
+    tables = open_tables(tmp_path)
+    decide(tables, opened("A-1"), bid(1, 1500))
+    sealed = tables.changes()
+    decide(tables, bid(2, 1800))
+    tables.committed(sealed, {name: 10 for name, kv in sealed.records.items() if kv})
+    assert AUCTIONS.decode(tables.read(AUCTIONS, b"A-1") or b"").version == 2  # on disk: sealed
+    entry = tables.entry(b"A-1", "A-1")
+    assert (entry.state.version, entry.changed) == (3, True)  # still the next one's, still dirty
+    tables.rolled_back()  # the next one aborts: back to what committed
+    entry = tables.entry(b"A-1", "A-1")
+    assert (entry.state.version, entry.changed) == (2, False)
+
+
+def test_an_aborted_commit_takes_the_transaction_decided_on_top_of_it_along(
+    tmp_path: Path,
+) -> None:
+    tables = open_tables(tmp_path)
+    decide(tables, opened("A-1"))
+    commit(tables, 0)
+    decide(tables, bid(1, 1500))
+    tables.changes()  # sealed; its commit will fail
+    decide(tables, bid(2, 1800), opened("A-2"))
+    tables.rolled_back()
+    assert tables.entry(b"A-1", "A-1").state.version == 1
+    assert tables.entry(b"A-2", "A-2").state.version == 0  # never opened
+    assert AUCTIONS.decode(tables.read(AUCTIONS, b"A-1") or b"").version == 1
+
+
+def test_entries_only_read_since_the_seal_leave_dirty_when_it_commits(tmp_path: Path) -> None:
+    tables = open_tables(tmp_path)
+    decide(tables, opened("A-1"), opened("A-2"))
+    sealed = tables.changes()
+    decide(tables, opened("A-2"))  # a duplicate: read, not changed
+    tables.committed(sealed, {name: 5 for name, kv in sealed.records.items() if kv})
+    assert tables.dirty == {}
+    assert tables.entry(b"A-2", "A-2").state.version == 1  # from the cache, committed
