@@ -72,9 +72,6 @@ CONSUME_WAIT_S = 0.005
 # While a commit is in flight, consume() waits at most this long: the next transaction begins as
 # soon as the loop sees the commit done.
 IN_FLIGHT_WAIT_S = 0.001
-# Records decided while a commit is in flight are held in memory until it is done; beyond this
-# many the loop waits for it (a commit that takes long must not grow memory without bound).
-HELD_MAX = 20_000
 COMMIT_ATTEMPTS = 5
 IDLE_CHECKPOINT_S = 5.0
 LAG_EVERY_S = 1.0
@@ -188,8 +185,13 @@ class Engine:
         try:
             while not self._stopping.is_set():
                 in_flight = self._in_flight
+                # Records decided while a commit is in flight wait in memory until it is done;
+                # after about one batch of them the loop waits for it. Unbounded, under a backlog
+                # the next transaction grew while the helper thread waited for the GIL (for the
+                # delivery reports served inside the commit): transactions 50% larger than
+                # OUTBID_TRANSACTION_MAX_S allows and 100 MiB more memory (docs/benchmarks.md).
                 if in_flight is not None and (
-                    in_flight.done.done() or len(self.txn.held) >= HELD_MAX
+                    in_flight.done.done() or len(self.txn.held) >= batch_size
                 ):
                     self._land()
                 # consume() returns at a full batch or at the timeout: a short timeout keeps a
