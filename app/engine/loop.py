@@ -141,6 +141,7 @@ class Engine:
         self._in_flight: InFlight | None = None  # the one committing meanwhile
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="outbid-commit")
         self._snapshots_due: list[PendingSnapshot] = []  # aggregate snapshots for the next txn
+        self._losing: set[int] = set()  # partitions lost while the commit in flight lands
         self._stopping = threading.Event()
         # How long consume() waits for a batch to fill: short, so a trickle of commands is not
         # held back (a commit takes ~15 ms of round trips anyway, which batches what arrives).
@@ -185,13 +186,13 @@ class Engine:
         try:
             while not self._stopping.is_set():
                 in_flight = self._in_flight
-                # Records decided while a commit is in flight wait in memory until it is done;
+                # Commands decided while a commit is in flight wait in memory until it is done;
                 # after about one batch of them the loop waits for it. Unbounded, under a backlog
                 # the next transaction grew while the helper thread waited for the GIL (for the
                 # delivery reports served inside the commit): transactions 50% larger than
                 # OUTBID_TRANSACTION_MAX_S allows and 100 MiB more memory (docs/benchmarks.md).
                 if in_flight is not None and (
-                    in_flight.done.done() or len(self.txn.held) >= batch_size
+                    in_flight.done.done() or sum(self.txn.outcomes.values()) >= batch_size
                 ):
                     self._land()
                 # consume() returns at a full batch or at the timeout: a short timeout keeps a
@@ -226,11 +227,17 @@ class Engine:
         self._stopping.set()
 
     def _close(self) -> None:
-        self._committer.shutdown(wait=True)  # a commit still in flight ends first
-        # With a static group.instance.id, close() does not leave the group: the partitions wait
-        # for this instance for the session timeout (a restart in time gets them back as they were).
-        self.consumer.close()
-        self.producer.flush(10)
+        try:
+            # With a static group.instance.id, close() does not leave the group: the partitions
+            # wait for this instance for the session timeout (a restart in time gets them back
+            # as they were). Its revoke commits what is open, through the helper thread.
+            self.consumer.close()
+        finally:
+            self._committer.shutdown(wait=True)  # a commit still in flight ends first
+        try:
+            self.producer.flush(10)
+        except KafkaException as exc:  # a fatal producer: the loop's own error says why
+            log.warning("producer flush at close: %s", exc.args[0].str())
         if self.checkpoints is not None:
             self.checkpoints.close()
         self.assignment.close()
@@ -402,7 +409,7 @@ class Engine:
         self.assignment.committed.update(txn.positions)
         self._snapshots_due = txn.snapshots  # each has its event's offset (_await_reports)
         self._after_commit(txn)
-        if self.txn.open and not self.txn.begun:
+        if self.txn.open and not self.txn.begun and not self._losing:
             try:
                 self._begin()
             except KafkaException as exc:
@@ -533,6 +540,8 @@ class Engine:
         instead waited up to a second for the aborted transaction's markers (its offsets stay
         pending until then), and every partition of the worker waited with it."""
         for partition in partitions:
+            if partition in self._losing:
+                continue  # no longer ours: seeking it would fail
             offset = self.assignment.committed.get(partition, OFFSET_BEGINNING)
             # none committed yet: the consumer started from the beginning (auto.offset.reset)
             self.consumer.seek(
@@ -573,7 +582,9 @@ class Engine:
         if self.redis is not None:
             self.redis.submit(views)
         if self.checkpoints is not None:
-            self.checkpoints.capture_due([self.partitions[p] for p in txn.changes], self._sources)
+            # a lost partition may be written by its next owner already: no snapshot of it
+            kept = [self.partitions[p] for p in txn.changes if p not in self._losing]
+            self.checkpoints.capture_due(kept, self._sources)
 
     def _sources(self, partition: int) -> dict[str, int]:
         """Where the partition's committed state ends in its input and in the event log (the
@@ -623,9 +634,14 @@ class Engine:
         log.warning(
             "lost %d partition(s) without a revoke: aborting the open transaction", len(partitions)
         )
-        self._land()  # the commit in flight: it fails if the group has fenced us (and aborts)
-        self._release({tp.partition for tp in partitions})
-        if self.txn.open:
+        gone = {tp.partition for tp in partitions}
+        self._losing = gone
+        try:
+            self._land()  # the commit in flight: it fails if the group has fenced us (and aborts)
+        finally:
+            self._losing = set()
+        self._release(gone)
+        if self.txn.open:  # begun in Kafka unless it was decided while that commit was in flight
             self._abort(in_kafka=self.txn.begun)  # rewinds the partitions still assigned
 
     def _release(self, gone: set[int]) -> None:
