@@ -5,12 +5,6 @@ objects in front. The open transaction's changes live only in `dirty` until it c
 (`committed`, which writes them to RocksDB with their changelog offsets) or aborts
 (`rolled_back`, which forgets them): an aborted or fenced transaction leaves no trace.
 
-Two transactions can be open at once, one committing and the next being decided on top of it
-(app/engine/loop.py): `changes()` seals the first (copies of its entries, encoded), and its entries
-stay in `dirty` as what the next one starts from, with their `changed` flag reset. When the first
-commits, `settle()` drops the entries the next one has not changed (they are committed values
-now); when it aborts, both go (`rolled_back`).
-
 Write-back: each changed auction's last state, view and bid rate are written to the changelogs
 once per transaction (the last value, which is what compaction would keep), not once per command.
 """
@@ -89,8 +83,6 @@ class PartitionTables:
             del self._cache[next(iter(self._cache))]  # the oldest insertion
 
     def changes(self) -> Changes:
-        """Seals the open transaction: what it changed, as copies (a transaction decided after
-        this one changes the live entries, not these), encoded for the changelogs."""
         changes = Changes()
         auctions: list[tuple[bytes, bytes]] = []
         views: list[tuple[bytes, bytes]] = []
@@ -98,10 +90,7 @@ class PartitionTables:
         for key, entry in self.dirty.items():
             if not entry.changed:
                 continue
-            changes.entries.append(
-                (key, Entry(entry.state, entry.view, entry.rate, entry.issued_at, changed=True))
-            )
-            entry.changed, entry.issued_at = False, None  # the next transaction starts from here
+            changes.entries.append((key, entry))
             auctions.append((key, AUCTIONS.encode(entry.state)))
             if entry.view is not None:
                 views.append((key, HIGHEST_BIDS.encode(entry.view)))
@@ -122,12 +111,7 @@ class PartitionTables:
                 self.dbs[table].write(records, offsets[table])
         for key, entry in changes.entries:
             self._remember(key, (entry.state, entry.view, entry.rate))
-        self.settle()
-
-    def settle(self) -> None:
-        """The sealed transaction committed: entries not changed since are committed values (in
-        the cache now), and only the next transaction's changes stay dirty."""
-        self.dirty = {key: entry for key, entry in self.dirty.items() if entry.changed}
+        self.dirty.clear()
 
     def rolled_back(self) -> None:
         self.dirty.clear()

@@ -12,11 +12,6 @@ the partition's tables:
   the input offsets with the group's metadata (KIP-447: a member that lost its partitions is
   fenced by the generation), then commit; only then are the changes written to RocksDB, and then
   to Redis (idempotent by seq). An abort forgets them and rewinds to the committed offsets;
-- the offsets and the commit (broker round trips, most of a transaction's time under a light
-  load) run on a helper thread while this thread decides the next batch on top of the committing
-  transaction's state. Its records wait in memory until that commit is done and the next
-  transaction begins; if the commit fails, both transactions are dropped and redone from the
-  committed offsets. So a command waits for the commit in flight, not for a whole loop turn;
 - on assignment a partition's tables are recovered before it is processed (app/engine/assignment.py
   owns the partitions and the rebalance rules); on revoke the open transaction commits first (its
   records are still ours), on a loss it aborts.
@@ -28,8 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -69,9 +62,6 @@ from tables.store import MiB, rocksdb_options
 log = logging.getLogger(__name__)
 KAFKA_TIMEOUT_S = 60.0
 CONSUME_WAIT_S = 0.005
-# While a commit is in flight, consume() waits at most this long: the next transaction begins as
-# soon as the loop sees the commit done.
-IN_FLIGHT_WAIT_S = 0.001
 COMMIT_ATTEMPTS = 5
 IDLE_CHECKPOINT_S = 5.0
 LAG_EVERY_S = 1.0
@@ -82,15 +72,6 @@ ABORT_BACKOFF = Backoff(initial_s=0.1, max_s=5.0)
 
 class EngineError(OutbidError):
     """The engine cannot go on (fenced, misconfigured, or Kafka refused the transaction)."""
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """A sealed transaction whose offsets and commit run on the helper thread."""
-
-    txn: Transaction
-    snapshots: list[PendingSnapshot]  # aggregate snapshots written in it (again, if it fails)
-    done: Future[None]
 
 
 class Engine:
@@ -137,11 +118,8 @@ class Engine:
         )
         # recovered partitions (processed and served); changed only on this thread
         self.partitions = self.assignment.partitions
-        self.txn = Transaction()  # the open transaction: what is being decided
-        self._in_flight: InFlight | None = None  # the one committing meanwhile
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="outbid-commit")
+        self.txn = Transaction()
         self._snapshots_due: list[PendingSnapshot] = []  # aggregate snapshots for the next txn
-        self._losing: set[int] = set()  # partitions lost while the commit in flight lands
         self._stopping = threading.Event()
         # How long consume() waits for a batch to fill: short, so a trickle of commands is not
         # held back (a commit takes ~15 ms of round trips anyway, which batches what arrives).
@@ -185,36 +163,21 @@ class Engine:
         batch_size = self.settings.consume_batch
         try:
             while not self._stopping.is_set():
-                in_flight = self._in_flight
-                # Commands decided while a commit is in flight wait in memory until it is done;
-                # after about one batch of them the loop waits for it. Unbounded, under a backlog
-                # the next transaction grew while the helper thread waited for the GIL (for the
-                # delivery reports served inside the commit): transactions 50% larger than
-                # OUTBID_TRANSACTION_MAX_S allows and 100 MiB more memory (docs/benchmarks.md).
-                if in_flight is not None and (
-                    in_flight.done.done() or sum(self.txn.outcomes.values()) >= batch_size
-                ):
-                    self._land()
                 # consume() returns at a full batch or at the timeout: a short timeout keeps a
-                # trickle of commands from waiting for a batch that never fills. Records already
-                # waiting (decided while a commit was in flight) shorten it further.
-                idle = self._in_flight is None and not self.txn.open
-                wait = self._wait if idle else IN_FLIGHT_WAIT_S
-                batch = self.consumer.consume(batch_size, wait)
+                # trickle of commands from waiting for a batch that never fills.
+                batch = self.consumer.consume(batch_size, self._wait)
                 try:
                     for message in batch:
                         self._handle(message)
                 except KafkaException as exc:  # a produce() the transaction could not take
                     self._abandon(exc)  # the rest of the batch comes again after the rewind
                     continue
-                if self._in_flight is not None:
-                    continue  # the next transaction grows until the one in flight is done
                 if self.txn.open and (
                     len(batch) < batch_size  # caught up: nothing gains from waiting
                     or self.txn.age() >= self.settings.transaction_max_s
                 ):
-                    self._send()
-                elif not batch and not self.txn.open:
+                    self._commit()
+                elif not batch:
                     self._idle()
             self._commit()
             if self._snapshots_due:
@@ -227,17 +190,10 @@ class Engine:
         self._stopping.set()
 
     def _close(self) -> None:
-        try:
-            # With a static group.instance.id, close() does not leave the group: the partitions
-            # wait for this instance for the session timeout (a restart in time gets them back
-            # as they were). Its revoke commits what is open, through the helper thread.
-            self.consumer.close()
-        finally:
-            self._committer.shutdown(wait=True)  # a commit still in flight ends first
-        try:
-            self.producer.flush(10)
-        except KafkaException as exc:  # a fatal producer: the loop's own error says why
-            log.warning("producer flush at close: %s", exc.args[0].str())
+        # With a static group.instance.id, close() does not leave the group: the partitions wait
+        # for this instance for the session timeout (a restart in time gets them back as they were).
+        self.consumer.close()
+        self.producer.flush(10)
         if self.checkpoints is not None:
             self.checkpoints.close()
         self.assignment.close()
@@ -270,10 +226,8 @@ class Engine:
         tables = self.partitions.get(partition)
         if tables is None:  # not (or no longer) ours: its owner processes it
             return
-        if not self.txn.begun and self._in_flight is None:
+        if not self.txn.open:
             self._begin()
-        elif not self.txn.open:
-            self.txn.begin()  # its records are held until the commit in flight is done
         self.txn.positions[partition] = offset + 1
         record = Incoming(self.commands, partition, offset, message.key(), message.value())
         result = self.step(tables, record)
@@ -294,9 +248,6 @@ class Engine:
             self._produce(output)
 
     def _produce(self, output: Output) -> None:
-        if not self.txn.begun:
-            self.txn.held.append(output)
-            return
         topic = self.topics[output.destination]
         if output.snapshot is None and output.partition is not None:  # most events: no extras
             self.producer.produce(
@@ -344,89 +295,40 @@ class Engine:
     # --- the transaction --------------------------------------------------------------------
 
     def _begin(self) -> None:
-        """Begins the open transaction in Kafka and writes the records held for it."""
         self.producer.begin_transaction()
-        txn = self.txn
-        txn.begun = True
-        if not txn.open:
-            txn.begin()
-        held, txn.held = txn.held, []
-        for output in held:
-            self._produce(output)
+        self.txn.begin()
 
-    def _send(self) -> None:
-        """Seals the open transaction: its changelogs and due snapshots are written here, its
-        offsets and commit go to the helper thread, and a new transaction opens."""
-        txn, self.txn = self.txn, Transaction()
+    def _commit(self) -> bool:
+        """Changelogs, snapshots and offsets, then commit; abort on any failure (and rewind to
+        the committed offsets). False when the transaction was aborted."""
+        if not self.txn.open:
+            return True
+        txn = self.txn
         snapshots, self._snapshots_due = self._snapshots_due, []
+        stage = metrics.TRANSACTION_COMMIT.labels
         try:
-            with metrics.TRANSACTION_COMMIT.labels("tables").time():
+            with stage("tables").time():
                 self._write_changelogs(txn)
                 self._write_snapshots(snapshots)
+            if txn.positions:
+                offsets = [TopicPartition(self.commands, p, o) for p, o in txn.positions.items()]
+                with stage("offsets").time():
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), KAFKA_TIMEOUT_S
+                    )
+            with stage("commit").time():
+                self._commit_transaction()
         except KafkaException as exc:
             self._snapshots_due = snapshots  # their events are committed: write them next time
             self._abandon(exc)
-            return
-        offsets = [TopicPartition(self.commands, p, o) for p, o in txn.positions.items()]
-        group = self.consumer.consumer_group_metadata()
-        done = self._committer.submit(self._complete, txn, offsets, group)
-        self._in_flight = InFlight(txn, snapshots, done)
-
-    def _complete(self, txn: Transaction, offsets: list[TopicPartition], group: object) -> None:
-        """On the helper thread: the offsets, the commit, the delivery reports the engine keeps.
-        The engine thread uses the producer again only once this has returned."""
-        stage = metrics.TRANSACTION_COMMIT.labels
-        if offsets:
-            with stage("offsets").time():
-                self.producer.send_offsets_to_transaction(offsets, group, KAFKA_TIMEOUT_S)
-        with stage("commit").time():
-            self._commit_transaction()
-        self._await_reports(txn)
-
-    def _land(self) -> bool:
-        """Waits for the commit in flight, if any, and finishes it: the committed changes go to
-        RocksDB and Redis and the next transaction begins; on a failure both are aborted and
-        redone. False when the commit failed."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
-            return True
-        try:
-            in_flight.done.result()
-        except KafkaException as exc:
-            self._snapshots_due = in_flight.snapshots  # their events are committed: next time
-            meanwhile = sum(self.txn.outcomes.values())
-            if meanwhile:
-                self._abort_log.warning(
-                    "meanwhile",
-                    "the commit failed with %d command(s) decided on top of it: both "
-                    "transactions are redone",
-                    meanwhile,
-                )
-            self._abandon(exc)  # the open transaction was decided on top of it: it goes too
             return False
-        txn = in_flight.txn
+        self.txn = Transaction()
         self._aborts_in_a_row = 0
         self.assignment.committed.update(txn.positions)
+        self._await_reports(txn)
         self._snapshots_due = txn.snapshots  # each has its event's offset (_await_reports)
         self._after_commit(txn)
-        if self.txn.open and not self.txn.begun and not self._losing:
-            try:
-                self._begin()
-            except KafkaException as exc:
-                self._abandon(exc)
         return True
-
-    def _commit(self) -> bool:
-        """Commits what is open and waits for it (and for any commit in flight before it).
-        False when a transaction was aborted."""
-        if not self._land():
-            return False
-        if not self.txn.open:
-            return True
-        if not self.txn.begun:
-            self._begin()
-        self._send()
-        return self._land()
 
     def _await_reports(self, txn: Transaction) -> None:
         """The delivery reports whose offsets the engine keeps: the last changelog record of each
@@ -525,11 +427,9 @@ class Engine:
             f"{self.instance!r}, or the broker's transaction state is gone): restart it"
         )
 
-    def _abort(self, *, in_kafka: bool = True) -> None:
-        """Drop the open transaction (and, `in_kafka`, abort Kafka's) and consume again from
-        the committed offsets."""
-        if in_kafka:
-            kafka.abort_transaction(self.producer, KAFKA_TIMEOUT_S)
+    def _abort(self) -> None:
+        """Drop the open transaction and consume again from the committed offsets."""
+        kafka.abort_transaction(self.producer, KAFKA_TIMEOUT_S)
         for tables in self.partitions.values():
             tables.rolled_back()
         self.txn = Transaction()
@@ -540,8 +440,6 @@ class Engine:
         instead waited up to a second for the aborted transaction's markers (its offsets stay
         pending until then), and every partition of the worker waited with it."""
         for partition in partitions:
-            if partition in self._losing:
-                continue  # no longer ours: seeking it would fail
             offset = self.assignment.committed.get(partition, OFFSET_BEGINNING)
             # none committed yet: the consumer started from the beginning (auto.offset.reset)
             self.consumer.seek(
@@ -562,7 +460,7 @@ class Engine:
             if self.checkpoints is not None:
                 self.checkpoints.written(partition, {t: len(r) for t, r in changes.records.items()})
         for tables in self.partitions.values():
-            tables.settle()  # entries read but unchanged (duplicates) are not kept dirty
+            tables.rolled_back()  # entries read but unchanged (duplicates) are not kept dirty
         _count(txn)
         now = time.time()
         minute = int(now) // WINDOW_S
@@ -582,9 +480,7 @@ class Engine:
         if self.redis is not None:
             self.redis.submit(views)
         if self.checkpoints is not None:
-            # a lost partition may be written by its next owner already: no snapshot of it
-            kept = [self.partitions[p] for p in txn.changes if p not in self._losing]
-            self.checkpoints.capture_due(kept, self._sources)
+            self.checkpoints.capture_due([self.partitions[p] for p in txn.changes], self._sources)
 
     def _sources(self, partition: int) -> dict[str, int]:
         """Where the partition's committed state ends in its input and in the event log (the
@@ -626,7 +522,7 @@ class Engine:
         # Partitions lost without a revoke, after a session timeout, go to _on_lost instead.
         # Still ours: what was processed commits now (an abort rewinds every partition, kept or
         # revoked; the revoked ones' next owner starts from the committed offsets anyway).
-        self._commit()  # after the commit in flight
+        self._commit()
         # what was left for a next transaction belongs to the partitions' next owner now
         self._release({tp.partition for tp in partitions})
 
@@ -634,22 +530,15 @@ class Engine:
         log.warning(
             "lost %d partition(s) without a revoke: aborting the open transaction", len(partitions)
         )
-        gone = {tp.partition for tp in partitions}
-        self._losing = gone
-        try:
-            self._land()  # the commit in flight: it fails if the group has fenced us (and aborts)
-        finally:
-            self._losing = set()
-        self._release(gone)
-        if self.txn.open:  # begun in Kafka unless it was decided while that commit was in flight
-            self._abort(in_kafka=self.txn.begun)  # rewinds the partitions still assigned
+        self._release({tp.partition for tp in partitions})
+        if self.txn.open:
+            self._abort()  # rewinds the partitions still assigned
 
     def _release(self, gone: set[int]) -> None:
         self._snapshots_due = [s for s in self._snapshots_due if s.partition not in gone]
         self.assignment.release(gone)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._land()  # recovery reads committed state: nothing of ours in flight meanwhile
         self.assignment.assign(consumer, partitions)
 
 

@@ -6,7 +6,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from agents.records import Output
 from app.domain import AuctionState
 from tables.partition import Changes
 
@@ -24,9 +23,7 @@ class PendingSnapshot:
 
 @dataclass
 class Transaction:
-    started: float = 0.0  # when its first record was decided
-    begun: bool = False  # begun in Kafka: its records go to the producer, not to `held`
-    held: list[Output] = field(default_factory=list)  # decided while a commit was in flight
+    started: float = 0.0
     positions: dict[int, int] = field(default_factory=dict)  # commands partition -> next offset
     snapshots: list[PendingSnapshot] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)

@@ -259,28 +259,6 @@ def test_a_transaction_kafka_fails_mid_batch_is_aborted_and_redone_not_fatal(
     assert counts["events"] > 0
 
 
-def test_a_commit_that_fails_takes_the_batch_decided_meanwhile_along(
-    pipeline: Pipeline, tmp_path: Path
-) -> None:
-    """The loop decides the next batch while the previous transaction commits on the helper
-    thread (app/engine/loop.py), on top of that transaction's uncommitted state. Here every
-    commit fails: the auctions changelog takes no record (each is written at the seal, so the
-    commit is what fails, with a batch decided meanwhile). Both must be redone from the committed
-    offsets: once Kafka takes the records again, nothing is lost or decided twice."""
-    pipeline.start(1)
-    sender = threading.Thread(target=loadgen, args=(pipeline, 9_000, 200, 11, 3_000))
-    sender.start()
-    time.sleep(1.5)  # flowing: a batch is decided while each commit is in flight
-    max_message_bytes(pipeline, "outbid-auctions-changelog", "100")
-    wait_for_log(pipeline, "decided on top of it")
-    max_message_bytes(pipeline, "outbid-auctions-changelog", None)
-    sender.join()
-    committed_everything(pipeline)
-    counts = verified_once(pipeline, tmp_path)
-    assert counts["commands"] == 9_000
-    assert counts["events"] > 0
-
-
 def test_a_restart_inside_the_session_timeout_moves_no_partition(pipeline: Pipeline) -> None:
     pipeline.start(2)
     before = {i: assignment(url) for i, url in enumerate(pipeline.urls(), 1)}
