@@ -193,7 +193,10 @@ class Engine:
         # With a static group.instance.id, close() does not leave the group: the partitions wait
         # for this instance for the session timeout (a restart in time gets them back as they were).
         self.consumer.close()
-        self.producer.flush(10)
+        try:
+            self.producer.flush(10)
+        except KafkaException as exc:  # a fatal producer: the loop's own error says why it stopped
+            log.warning("producer flush at close: %s", exc.args[0].str())
         if self.checkpoints is not None:
             self.checkpoints.close()
         self.assignment.close()
