@@ -118,9 +118,14 @@ def rebuild(
         if result.snapshot is not None:
             live = (changelog, reader.incarnation(changelog))
             restored = service.restore(TABLE, result.partition, live, path)
-            if restored is None or restored.manifest_key != result.snapshot:
+            # A running worker may publish a newer snapshot after the plan: restore takes the
+            # newest valid one, which serves as well if it ends inside the event log read here.
+            start = restored.source_offsets.get(settings.topic(EVENTS), 0) if restored else None
+            if restored is None or start is None or start > result.end_offset:
                 result.snapshot, result.start_offset = None, 0  # rejected: from the start
                 shutil.rmtree(path, ignore_errors=True)
+            else:
+                result.snapshot, result.start_offset = restored.manifest_key, start
         _fold_partition(settings, reader, result, path, advance)
         _compare_live(reader, changelog, result, path)
     return RebuildReport(out, partitions, time.perf_counter() - started)
