@@ -24,6 +24,7 @@ from app.domain import HighestBid, apply, decode_event, decode_view, encode_view
 from app.settings import Settings
 from app.snapshots.blobs import blob_store
 from app.snapshots.checkpoints import Policy, TableSnapshots
+from app.snapshots.manifest import Manifest
 from app.topics.spec import EVENTS, HIGHEST_BIDS_CHANGELOG
 from tables.store import META_KEYS
 
@@ -85,12 +86,19 @@ def plan(settings: Settings, reader: TopicReader, *, from_snapshots: bool) -> li
     for p in reader.partitions(events):
         result = PartitionResult(p, None, 0, reader.end_offset(events, p))
         for manifest in service.manifests(TABLE, p) if from_snapshots else []:
-            start = manifest.source_offsets.get(events, 0)
-            if start <= result.end_offset:
+            start = _start(manifest, events, result.end_offset)
+            if start is not None:
                 result.snapshot, result.start_offset = manifest.manifest_key, start
                 break
         results.append(result)
     return results
+
+
+def _start(manifest: Manifest, events: str, end_offset: int) -> int | None:
+    """Where folding `events` starts after this snapshot, or None when the snapshot ends past
+    the event log being read (it cannot serve)."""
+    start = manifest.source_offsets.get(events, 0)
+    return start if start <= end_offset else None
 
 
 def _snapshots(settings: Settings) -> TableSnapshots:
@@ -120,8 +128,10 @@ def rebuild(
             restored = service.restore(TABLE, result.partition, live, path)
             # A running worker may publish a newer snapshot after the plan: restore takes the
             # newest valid one, which serves as well if it ends inside the event log read here.
-            start = restored.source_offsets.get(settings.topic(EVENTS), 0) if restored else None
-            if restored is None or start is None or start > result.end_offset:
+            start = (
+                _start(restored, settings.topic(EVENTS), result.end_offset) if restored else None
+            )
+            if restored is None or start is None:
                 result.snapshot, result.start_offset = None, 0  # rejected: from the start
                 shutil.rmtree(path, ignore_errors=True)
             else:
