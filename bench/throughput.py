@@ -53,7 +53,11 @@ class BenchError(OutbidError):
 
 @dataclass(frozen=True, slots=True)
 class BenchSpec:
-    commands: int = 150_000  # timed commands per engine run: ~15 s of backlog at ~10,000/s
+    # Timed commands per engine run. 400,000, not 150,000: at ~40,000/s one worker's steady window
+    # was ~3 s and two workers' 2-3 s (a few 250 ms transactions each), and the 2-worker figure
+    # swung with the run's first and last transactions (1.19x-1.40x per pair in one full run);
+    # at 400,000 the windows are ~9 s and ~5 s (docs/benchmarks.md, "How long a run is").
+    commands: int = 400_000
     ceiling_commands: int = 100_000
     auctions: int = 1_000  # loadgen's default
     scales: tuple[int, ...] = (1, 10, 100)
@@ -64,7 +68,7 @@ class BenchSpec:
     @classmethod
     def quick(cls) -> BenchSpec:
         """Under 5 minutes on 2 cores: each engine run and its repeats are the full run's
-        (150,000 commands, the same steady window: 60,000 measured mostly the run's start and
+        (400,000 commands, the same steady window: 60,000 measured mostly the run's start and
         gave 70% of the full figure), with 1x auctions only and 8 s per latency level."""
         return cls(scales=(1,), latency_seconds=8.0)
 
