@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,13 @@ from bench.throughput_stats import (
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 Tick = Callable[[int, int], None]  # (done, total)
+# Something to run around a measurement's timed part, given its workers (bench/profile.py records
+# them with py-spy there); by default nothing.
+Watch = Callable[[stack.Workers], contextlib.AbstractContextManager[object]]
+
+
+def unwatched(_procs: stack.Workers) -> contextlib.AbstractContextManager[object]:
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +186,10 @@ def pipeline(
     tick: Tick,
     *,
     scale: int = 1,
+    watch: Watch = unwatched,
 ) -> PipelineRun:
-    """`scale` > 1: `scale` times the auctions, the same timed mix (as many closes as at 1x)."""
+    """`scale` > 1: `scale` times the auctions, the same timed mix (as many closes as at 1x).
+    `watch` runs from the first timed command sent until every command is committed."""
     settings = ctx.scoped(label)
     partitions = stack.create_topics(settings)
     config, topic = settings.kafka_client_config(), settings.topic(COMMANDS)
@@ -198,10 +208,11 @@ def pipeline(
         total = len(opens) + len(bids)
         cpu_before = _cpu(procs, ctx.servers)
         started = time.perf_counter()
-        sent_s = kafka.send_all(config, topic, bids)
-        samples = watcher.wait(
-            total, _timeout(len(bids)), lambda p: tick(p.commands_done - len(opens), len(bids))
-        )
+        with watch(procs):
+            sent_s = kafka.send_all(config, topic, bids)
+            samples = watcher.wait(
+                total, _timeout(len(bids)), lambda p: tick(p.commands_done - len(opens), len(bids))
+            )
         end = procs.wait_written(total, redis=ctx.redis)
         seconds = time.perf_counter() - started
         cpu_after = _cpu(procs, ctx.servers)
@@ -252,13 +263,21 @@ def _spent(before: float | None, after: float | None) -> float | None:
 
 
 def latency(
-    ctx: Context, max_rate: float, auctions: int, seconds: float, say: Say
+    ctx: Context,
+    max_rate: float,
+    auctions: int,
+    seconds: float,
+    say: Say,
+    *,
+    shares: Sequence[float] = LOAD_LEVELS,
+    watch: Watch = unwatched,
 ) -> tuple[list[LatencyLevel], list[float]]:
-    """One worker; LOAD_LEVELS of `max_rate`, then STEADY_RATE, each for `seconds`."""
+    """One worker; `shares` of `max_rate`, then STEADY_RATE, each for `seconds`. `watch` runs
+    over the levels (not while the auctions open)."""
     settings = ctx.scoped("latency")
     partitions = stack.create_topics(settings)
     config, topic = settings.kafka_client_config(), settings.topic(COMMANDS)
-    rates: list[tuple[float | None, float]] = [(s, s * max_rate) for s in LOAD_LEVELS]
+    rates: list[tuple[float | None, float]] = [(s, s * max_rate) for s in shares]
     rates.append((None, STEADY_RATE))
     sizes = [max(1, int(rate * seconds)) for _share, rate in rates]
     opens, bids = commands_stream(auctions, sum(sizes), ctx.seed)
@@ -278,43 +297,44 @@ def latency(
         done = len(opens)
         watcher.wait(done, _timeout(done))
         procs.wait_written(done, redis=ctx.redis)
-        offset = 0
-        for (share, rate), size in zip(rates, sizes, strict=True):
-            chunk = bids[offset : offset + size]
-            offset += size
-            what = f"{share:.0%} of max" if share is not None else "the steady rate"
-            say(f"latency at {what}: {rate:,.0f} commands/s for {seconds:.0f}s")
-            before = procs.metrics()
-            started, first = time.perf_counter(), time.time()
-            sent, send_seconds = sender.send(chunk, rate)
-            last = time.time()
-            backlog = done + sent - watcher.sample().commands_done
-            done += sent
-            samples = watcher.wait(done, _timeout(sent))
-            procs.wait_written(done, redis=ctx.redis)
-            time.sleep(0.5)  # the collector's last fetch
-            if collector.error:
-                raise collector.error
-            after = procs.metrics()
-            events, views = collector.window(first, last)
-            levels.append(
-                LatencyLevel(
-                    share=share,
-                    offered_per_s=round(rate, 1),
-                    sent=sent,
-                    send_seconds=round(send_seconds, 3),
-                    seconds=round(samples[-1].at - started, 3),
-                    projection_committed=latency_summary(views),
-                    event_committed=latency_summary(events),
-                    projection_applied=_histogram(
-                        before, after, "outbid_command_to_projection_seconds"
-                    ),
-                    redis_visible=_histogram(before, after, "outbid_command_to_redis_seconds"),
-                    backlog_after=max(0, backlog),
+        with watch(procs):
+            offset = 0
+            for (share, rate), size in zip(rates, sizes, strict=True):
+                chunk = bids[offset : offset + size]
+                offset += size
+                what = f"{share:.0%} of max" if share is not None else "the steady rate"
+                say(f"latency at {what}: {rate:,.0f} commands/s for {seconds:.0f}s")
+                before = procs.metrics()
+                started, first = time.perf_counter(), time.time()
+                sent, send_seconds = sender.send(chunk, rate)
+                last = time.time()
+                backlog = done + sent - watcher.sample().commands_done
+                done += sent
+                samples = watcher.wait(done, _timeout(sent))
+                procs.wait_written(done, redis=ctx.redis)
+                time.sleep(0.5)  # the collector's last fetch
+                if collector.error:
+                    raise collector.error
+                after = procs.metrics()
+                events, views = collector.window(first, last)
+                levels.append(
+                    LatencyLevel(
+                        share=share,
+                        offered_per_s=round(rate, 1),
+                        sent=sent,
+                        send_seconds=round(send_seconds, 3),
+                        seconds=round(samples[-1].at - started, 3),
+                        projection_committed=latency_summary(views),
+                        event_committed=latency_summary(events),
+                        projection_applied=_histogram(
+                            before, after, "outbid_command_to_projection_seconds"
+                        ),
+                        redis_visible=_histogram(before, after, "outbid_command_to_redis_seconds"),
+                        backlog_after=max(0, backlog),
+                    )
                 )
-            )
-            view = levels[-1].projection_committed
-            say(f"  p50/p99/p999 {view['p50_ms']}/{view['p99_ms']}/{view['p999_ms']} ms")
+                view = levels[-1].projection_committed
+                say(f"  p50/p99/p999 {view['p50_ms']}/{view['p99_ms']}/{view['p999_ms']} ms")
         return levels, procs.peak_rss_mb()
     finally:
         if collector.is_alive():

@@ -1,4 +1,4 @@
-"""`outbid bench`: the benchmarks in bench/ (recovery, throughput, failover, transactions).
+"""`outbid bench`: the benchmarks in bench/ (recovery, throughput, failover, transactions, profile).
 
 bench/ is part of a source checkout, not of the installed outbid the worker image holds: its
 commands are imported when one runs, and where bench/ is missing they say so in one line.
@@ -21,6 +21,11 @@ NEEDS_CHECKOUT = (
 COMMANDS = {
     "failover": Lazy(
         "bench.failover", "failover_command", "Seconds from kill -9 of a worker to right answers."
+    ),
+    "profile": Lazy(
+        "bench.profile",
+        "profile_command",
+        "Where a worker's engine thread spends its time (py-spy).",
     ),
     "recovery": Lazy(
         "bench.recovery", "recovery_command", "Replay, changelog and snapshot recovery times."

@@ -1,0 +1,228 @@
+"""`outbid bench profile`: where one worker's engine thread spends its time, sampled by py-spy.
+
+Two measurements, each the same as in `outbid bench throughput` (bench/throughput_phases.py),
+with py-spy recording the worker while it runs:
+
+- backlog: one worker, `--commands` sent at full speed after a discarded warm-up run; py-spy
+  samples the threads that are running (CPU) from the first timed command sent until every
+  command is committed;
+- steady: one worker at the steady 3,000 commands/s for `--seconds`; py-spy samples every
+  thread whether it runs or waits (`--idle`), so the engine thread's samples are its wall time:
+  the waits on Kafka's round trips show.
+
+Both raw files (py-spy's collapsed stacks) go to `--out`, with profile.json: the engine thread's
+samples by category (bench/profile_stacks.py), the throughput and latency measured while it was
+sampled, the git commit and the settings. Sampling slows the worker (py-spy pauses it to read
+each stack), so the figures beside the profile are not the benchmark's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from confluent_kafka import KafkaException
+from rich.console import Console
+from rich.table import Table
+
+from app.errors import OutbidError
+from app.settings import REPO_ROOT, get_settings
+from bench import profile_stacks
+from bench import throughput_phases as phases
+from bench import throughput_stack as stack
+from bench.throughput_stats import STEADY_RATE
+
+STOP_TIMEOUT_S = 60.0  # py-spy writes its file when interrupted; a big profile takes a moment
+
+
+class ProfileError(OutbidError):
+    """The profile could not be taken; the message says why and what to do."""
+
+
+@click.command()
+@click.option(
+    "--commands",
+    default=400_000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Timed commands of the backlog run (the full throughput run's count).",
+)
+@click.option(
+    "--seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Length of the steady 3,000 commands/s level.",
+)
+@click.option(
+    "--rate", default=200, show_default=True, type=click.IntRange(1, 1000), help="Samples/s."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("profile"),
+    show_default=True,
+    help="Folder for backlog.txt, steady.txt (py-spy's raw stacks) and profile.json.",
+)
+def profile_command(commands: int, seconds: float, rate: int, out: Path) -> None:
+    """Where a worker's engine thread spends its time, under a backlog and at 3,000/s."""
+    py_spy = _py_spy()
+    settings = get_settings()
+    console = Console(stderr=True)
+    out.mkdir(parents=True, exist_ok=True)
+    source = stack.source_revision()
+    try:
+        with tempfile.TemporaryDirectory(prefix="outbid-bench-profile-") as scratch:
+            root = Path(scratch)
+            with stack.servers(root, settings.kafka_heap) as servers:
+                ctx = phases.Context.create(
+                    settings,
+                    servers,
+                    root,
+                    transaction_max_s=settings.transaction_max_s,
+                    consume_batch=settings.consume_batch,
+                    redis=settings.redis_enabled,
+                    keep_topics=False,
+                )
+                report = _measure(ctx, py_spy, commands, seconds, rate, out, console)
+    except KafkaException as exc:
+        raise ProfileError(f"Kafka failed during the profile: {exc.args[0]}") from exc
+    report = {"source": source, "machine": stack.machine_info(), **report}
+    (out / "profile.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    _print(report)
+    console.print(f"raw stacks and profile.json: {out}")
+
+
+def _py_spy() -> str:
+    """py-spy next to this Python (a venv's bin/) or on PATH."""
+    here = Path(sys.executable).parent / "py-spy"
+    found = str(here) if here.exists() else shutil.which("py-spy")
+    if found is None:
+        raise ProfileError(
+            "py-spy is not installed: `pip install -e '.[bench]'` (scripts/setup.sh does) or "
+            "`pip install py-spy`"
+        )
+    return found
+
+
+def _measure(
+    ctx: phases.Context,
+    py_spy: str,
+    commands: int,
+    seconds: float,
+    rate: int,
+    out: Path,
+    console: Console,
+) -> dict[str, Any]:
+    auctions = 1_000  # loadgen's default, as the throughput bench's
+
+    def say(line: str) -> None:
+        console.print(line)
+
+    def tick(_done: int, _total: int) -> None:
+        pass
+
+    say("warm-up run (1 worker, not sampled)")
+    phases.pipeline(ctx, "profile-warmup", 1, auctions, commands, say, tick)
+    say(f"backlog: {commands:,} commands, py-spy at {rate}/s on the worker")
+    backlog_file = out / "backlog.txt"
+    run = phases.pipeline(
+        ctx, "profile-backlog", 1, auctions, commands, say, tick,
+        watch=_recorder(py_spy, backlog_file, rate, idle=False),
+    )  # fmt: skip
+    say(f"steady: {STEADY_RATE:,.0f} commands/s for {seconds:.0f} s, py-spy with idle threads")
+    steady_file = out / "steady.txt"
+    levels, _rss = phases.latency(
+        ctx, 0.0, auctions, seconds, say, shares=(),
+        watch=_recorder(py_spy, steady_file, rate, idle=True),
+    )  # fmt: skip
+    lines = profile_stacks.source_lines(REPO_ROOT)
+    backlog = profile_stacks.parse(backlog_file.read_text().splitlines(), lines)
+    steady = profile_stacks.parse(steady_file.read_text().splitlines(), lines)
+    [level] = levels
+    return {
+        "config": {
+            "commands": commands,
+            "auctions": auctions,
+            "steady_rate_per_s": STEADY_RATE,
+            "steady_seconds": seconds,
+            "samples_per_s": rate,
+            "transaction_max_s": ctx.settings.transaction_max_s,
+            "consume_batch": ctx.settings.consume_batch,
+            "redis": ctx.settings.redis_enabled,
+        },
+        "backlog": {
+            "cmds_per_s_while_sampled": round(run.cmds_per_s, 1),
+            "sampled": "running threads (CPU)",
+            "threads": backlog.threads,
+            "engine_samples": backlog.engine_samples,
+            "engine_shares": backlog.shares(),
+        },
+        "steady": {
+            "latency_while_sampled_ms": level.projection_committed,
+            "sampled": "every thread, running or waiting (wall time)",
+            "threads": steady.threads,
+            "engine_samples": steady.engine_samples,
+            "engine_shares": steady.shares(),
+        },
+    }
+
+
+def _recorder(py_spy: str, path: Path, rate: int, *, idle: bool) -> phases.Watch:
+    """py-spy recording the measurement's (single) worker while the watched part runs."""
+
+    @contextlib.contextmanager
+    def record(procs: stack.Workers) -> Iterator[None]:
+        [pid] = procs.pids
+        args = [
+            py_spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+            "--threads", "--output", str(path),
+            *(["--idle"] if idle else []),
+        ]  # fmt: skip
+        spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+            try:
+                _, errors = spy.communicate(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                _, errors = spy.communicate()
+        if not path.exists() or path.stat().st_size == 0:
+            raise ProfileError(
+                f"py-spy recorded nothing from worker {pid} ({errors.strip()[-400:]}): it needs "
+                "to be allowed to read another process (root, or CAP_SYS_PTRACE, or "
+                "kernel.yama.ptrace_scope 0)"
+            )
+
+    return record
+
+
+def _print(report: dict[str, Any]) -> None:
+    backlog, steady = report["backlog"], report["steady"]
+    table = Table(title="the engine thread's samples (share of its samples)")
+    table.add_column("spent on")
+    table.add_column(
+        f"backlog, CPU ({backlog['cmds_per_s_while_sampled']:,.0f} cmd/s)", justify="right"
+    )
+    p50 = steady["latency_while_sampled_ms"].get("p50_ms")
+    table.add_column(f"3,000/s, wall time (p50 {p50} ms)", justify="right")
+    names = list(dict.fromkeys([*backlog["engine_shares"], *steady["engine_shares"]]))
+    for name in names:
+        table.add_row(
+            name,
+            f"{backlog['engine_shares'].get(name, 0):.1%}",
+            f"{steady['engine_shares'].get(name, 0):.1%}",
+        )
+    table.add_row("samples", str(backlog["engine_samples"]), str(steady["engine_samples"]))
+    Console().print(table)
