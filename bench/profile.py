@@ -24,9 +24,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import orjson
@@ -42,6 +43,7 @@ from bench import throughput_stack as stack
 from bench.throughput_stats import STEADY_RATE
 
 STOP_TIMEOUT_S = 60.0  # py-spy writes its file when interrupted; a big profile takes a moment
+ATTACH_S = 1.0  # py-spy fails within this when it cannot read the worker
 
 
 class ProfileError(OutbidError):
@@ -79,7 +81,7 @@ def profile_command(commands: int, seconds: float, rate: int, out: Path) -> None
     settings = get_settings()
     console = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
-    source = stack.source_revision()
+    source, machine = stack.source_revision(), stack.machine_info()
     try:
         with tempfile.TemporaryDirectory(prefix="outbid-bench-profile-") as scratch:
             root = Path(scratch)
@@ -96,7 +98,8 @@ def profile_command(commands: int, seconds: float, rate: int, out: Path) -> None
                 report = _measure(ctx, py_spy, commands, seconds, rate, out, console)
     except KafkaException as exc:
         raise ProfileError(f"Kafka failed during the profile: {exc.args[0]}") from exc
-    report = {"source": source, "machine": stack.machine_info(), **report}
+    machine["load_avg_end"] = stack.load_average()
+    report = {"source": source, "machine": machine, **report}
     (out / "profile.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     _print(report)
     console.print(f"raw stacks and profile.json: {out}")
@@ -145,9 +148,9 @@ def _measure(
         ctx, 0.0, auctions, seconds, say, shares=(),
         watch=_recorder(py_spy, steady_file, rate, idle=True),
     )  # fmt: skip
-    lines = profile_stacks.source_lines(REPO_ROOT)
-    backlog = profile_stacks.parse(backlog_file.read_text().splitlines(), lines)
-    steady = profile_stacks.parse(steady_file.read_text().splitlines(), lines)
+    kafka_calls = profile_stacks.KafkaCalls(REPO_ROOT)
+    backlog = _parsed(backlog_file, kafka_calls)
+    steady = _parsed(steady_file, kafka_calls)
     [level] = levels
     return {
         "config": {
@@ -177,35 +180,56 @@ def _measure(
     }
 
 
+def _parsed(path: Path, kafka_calls: profile_stacks.KafkaCalls) -> profile_stacks.Profile:
+    profile = profile_stacks.parse(path.read_text().splitlines(), kafka_calls)
+    if not profile.engine_samples:
+        raise ProfileError(
+            f"{path} has no samples of the worker's {profile_stacks.ENGINE_THREAD!r} thread "
+            f"(threads seen: {', '.join(profile.threads) or 'none'}): was the engine running?"
+        )
+    return profile
+
+
 def _recorder(py_spy: str, path: Path, rate: int, *, idle: bool) -> phases.Watch:
     """py-spy recording the measurement's (single) worker while the watched part runs."""
 
     @contextlib.contextmanager
     def record(procs: stack.Workers) -> Iterator[None]:
         [pid] = procs.pids
+        path.unlink(missing_ok=True)  # never a former run's stacks taken for this one's
         args = [
             py_spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-            "--threads", "--output", str(path),
-            *(["--idle"] if idle else []),
+            "--threads", "--output", str(path), *(["--idle"] if idle else []),
         ]  # fmt: skip
-        spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            yield
-        finally:
-            spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+        # py-spy's messages go to a file: a pipe nobody reads while it runs could fill and stop it
+        with tempfile.TemporaryFile("w+") as errors:
+            spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=errors)
             try:
-                _, errors = spy.communicate(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                _, errors = spy.communicate()
-        if not path.exists() or path.stat().st_size == 0:
-            raise ProfileError(
-                f"py-spy recorded nothing from worker {pid} ({errors.strip()[-400:]}): it needs "
-                "to be allowed to read another process (root, or CAP_SYS_PTRACE, or "
-                "kernel.yama.ptrace_scope 0)"
-            )
+                time.sleep(ATTACH_S)
+                if spy.poll() is not None:
+                    raise ProfileError(_failed(pid, spy.returncode, errors))
+                yield
+            finally:
+                if spy.poll() is None:
+                    spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits 0
+                    try:
+                        spy.wait(timeout=STOP_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        spy.kill()
+                        spy.wait()
+            if spy.returncode != 0 or not path.exists() or path.stat().st_size == 0:
+                raise ProfileError(_failed(pid, spy.returncode, errors))
 
     return record
+
+
+def _failed(pid: int, returncode: int | None, errors: IO[str]) -> str:
+    errors.seek(0)
+    said = " ".join(errors.read().split())[-400:] or "nothing on stderr"
+    return (
+        f"py-spy recorded nothing from worker {pid} (exit {returncode}: {said}); it must be "
+        "allowed to read another process: root, CAP_SYS_PTRACE, or kernel.yama.ptrace_scope 0"
+    )
 
 
 def _print(report: dict[str, Any]) -> None:
