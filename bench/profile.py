@@ -40,10 +40,12 @@ from app.settings import REPO_ROOT, get_settings
 from bench import profile_stacks
 from bench import throughput_phases as phases
 from bench import throughput_stack as stack
+from bench.throughput import BenchSpec
 from bench.throughput_stats import STEADY_RATE
 
 STOP_TIMEOUT_S = 60.0  # py-spy writes its file when interrupted; a big profile takes a moment
 ATTACH_S = 1.0  # py-spy fails within this when it cannot read the worker
+FULL = BenchSpec()  # the throughput bench's full run: its commands and auctions are profiled
 
 
 class ProfileError(OutbidError):
@@ -53,7 +55,7 @@ class ProfileError(OutbidError):
 @click.command()
 @click.option(
     "--commands",
-    default=400_000,
+    default=FULL.commands,
     show_default=True,
     type=click.IntRange(100),
     help="Timed commands of the backlog run (the full throughput run's count).",
@@ -126,10 +128,7 @@ def _measure(
     out: Path,
     console: Console,
 ) -> dict[str, Any]:
-    auctions = 1_000  # loadgen's default, as the throughput bench's
-
-    def say(line: str) -> None:
-        console.print(line)
+    auctions, say = FULL.auctions, console.print
 
     def tick(_done: int, _total: int) -> None:
         pass

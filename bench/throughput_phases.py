@@ -46,10 +46,6 @@ Tick = Callable[[int, int], None]  # (done, total)
 Watch = Callable[[stack.Workers], contextlib.AbstractContextManager[object]]
 
 
-def unwatched(_procs: stack.Workers) -> contextlib.AbstractContextManager[object]:
-    return contextlib.nullcontext()
-
-
 @dataclass(frozen=True, slots=True)
 class Context:
     """What every measurement shares: the servers, the settings, where workers keep their data."""
@@ -186,7 +182,7 @@ def pipeline(
     tick: Tick,
     *,
     scale: int = 1,
-    watch: Watch = unwatched,
+    watch: Watch = contextlib.nullcontext,
 ) -> PipelineRun:
     """`scale` > 1: `scale` times the auctions, the same timed mix (as many closes as at 1x).
     `watch` runs from the first timed command sent until every command is committed and written."""
@@ -270,7 +266,7 @@ def latency(
     say: Say,
     *,
     shares: Sequence[float] = LOAD_LEVELS,
-    watch: Watch = unwatched,
+    watch: Watch = contextlib.nullcontext,
 ) -> tuple[list[LatencyLevel], list[float]]:
     """One worker; `shares` of `max_rate`, then STEADY_RATE, each for `seconds`. `watch` runs
     over the levels (not while the auctions open)."""
